@@ -1,0 +1,55 @@
+"""system2's orchestrator: run a routing policy's plan on worker pools and aggregate.
+
+Example:
+    >>> from orchestrator import Orchestrator
+    >>> orch = Orchestrator.from_yaml("examples/math_agent/math_agent.yaml")  # doctest: +SKIP
+    >>> orch.answer_sync("What is 17 * 3?").answer  # doctest: +SKIP
+    '51'
+"""
+
+from __future__ import annotations
+
+from orchestrator.config import ConfigError, System2Config, load_config, parse_config
+from orchestrator.orchestrator import Orchestrator
+from orchestrator.prompts import PromptConfig
+from orchestrator.strategies import (
+    EarlyStopConfig,
+    GreedyConfig,
+    SampleConfig,
+    SelfConsistencyConfig,
+    StrategyConfig,
+)
+from orchestrator.types import (
+    Answer,
+    Candidate,
+    GenerationRecord,
+    ModelUsage,
+    Query,
+    TaskType,
+    Trace,
+    Usage,
+    VoteRecord,
+)
+
+__all__ = [
+    "Answer",
+    "Candidate",
+    "ConfigError",
+    "EarlyStopConfig",
+    "GenerationRecord",
+    "GreedyConfig",
+    "ModelUsage",
+    "Orchestrator",
+    "PromptConfig",
+    "Query",
+    "SampleConfig",
+    "SelfConsistencyConfig",
+    "StrategyConfig",
+    "System2Config",
+    "TaskType",
+    "Trace",
+    "Usage",
+    "VoteRecord",
+    "load_config",
+    "parse_config",
+]

@@ -1,0 +1,100 @@
+"""The one config schema, loaded from YAML.
+
+Loading has no side effects: it parses and validates, nothing is built or downloaded.
+Every error names the file, the key path, the bad value and what was expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from orchestrator.prompts import PromptConfig
+from orchestrator.strategies.config import SelfConsistencyConfig, StrategyConfig
+from orchestrator.types import TaskType
+from policies import PolicyConfig
+from workers.config import WorkerConfig
+
+__all__ = ["ConfigError", "LoggingConfig", "System2Config", "load_config", "parse_config"]
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message says where and why."""
+
+
+class LoggingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal["console", "json"] = "console"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class System2Config(BaseModel):
+    """Models (name -> worker), the routing policy, the default strategy and prompts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    models: dict[str, WorkerConfig] = Field(min_length=1)
+    policy: PolicyConfig
+    strategy: StrategyConfig = SelfConsistencyConfig()
+    task: TaskType = "math"
+    prompts: dict[TaskType, PromptConfig] = Field(default_factory=dict)
+    logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _policy_models_exist(self) -> System2Config:
+        unknown = [m for m in self.policy.models if m not in self.models]
+        if unknown:
+            raise ValueError(
+                f"policy names model(s) {', '.join(map(repr, unknown))} that are not declared "
+                f"under 'models' (declared: {', '.join(sorted(self.models))})"
+            )
+        return self
+
+
+def parse_config(data: Any, *, source: str = "<config>") -> System2Config:
+    """Validate already-parsed YAML data."""
+    try:
+        return System2Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def load_config(path: str | Path) -> System2Config:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return parse_config(data, source=str(path))
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid config ({exc.error_count()} error(s))"]
+    for error in exc.errors(include_url=False):
+        # Drop the union member tags pydantic inserts (e.g. 'transformers' in the path).
+        path = ".".join(str(p) for p in error["loc"] if not _is_union_tag(p, error))
+        value = error.get("input")
+        shown = "" if error["type"] == "missing" else f" (got {value!r})"
+        lines.append(f"  {path or '<top level>'}: {error['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def _is_union_tag(part: object, error: Any) -> bool:
+    ctx = error.get("ctx") or {}
+    return isinstance(part, str) and part == ctx.get("discriminator_tag")

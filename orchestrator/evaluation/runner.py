@@ -1,0 +1,298 @@
+"""Run an answer function over evaluation items into a resumable JSONL file.
+
+File format: line 1 is ``{"type": "header", **run_config}``; every finished item appends one
+``{"type": "item", ...}`` line, flushed and fsynced, so a crash loses at most the item in
+flight. Rerunning with the same file skips ids already recorded (and, unless
+``retry_failed``, items recorded as failed), and refuses a different run_config. When an id
+appears more than once (a retried failure), the last line wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from orchestrator.types import Answer, Query
+
+from .datasets import EvalItem, score_item
+
+__all__ = [
+    "RunConfigMismatchError",
+    "RunSummary",
+    "print_summary",
+    "read_records",
+    "run_eval",
+    "summarize",
+]
+
+log = structlog.get_logger(__name__)
+
+AnswerFn = Callable[[Query], Awaitable[Answer]]
+
+
+class RunConfigMismatchError(ValueError):
+    """The output file was written by a run with a different configuration."""
+
+    def __init__(self, path: Path, keys: Sequence[str]) -> None:
+        self.keys = list(keys)
+        super().__init__(
+            f"{path} was written with a different run_config (differing keys: "
+            f"{', '.join(self.keys)}); use a new output file or the same configuration"
+        )
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Totals over the items of one run (including those finished by earlier attempts)."""
+
+    n: int
+    correct: int
+    accuracy: float
+    completion_tokens_total: int
+    completion_tokens_mean: float
+    seconds_total: float
+    seconds_mean: float
+    failures: int
+
+
+def _jsonable(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` as it reads back from JSON (tuples become lists, and so on)."""
+    result: dict[str, Any] = json.loads(json.dumps(dict(config)))
+    return result
+
+
+def read_records(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
+    """The header and the item records (last per id) of a run file. A torn final line,
+    left by a crash mid-write, is ignored."""
+    header: dict[str, Any] | None = None
+    records: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return header, records
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if lineno == len(lines):
+                log.warning("eval.run.torn_line_ignored", path=str(path), line=lineno)
+                continue
+            raise ValueError(f"{path}:{lineno}: not a JSON line") from None
+        kind = record.get("type")
+        if kind == "header":
+            if lineno != 1:
+                raise ValueError(f"{path}:{lineno}: header record after line 1")
+            header = record
+        elif kind == "item":
+            records[record["id"]] = record
+        else:
+            raise ValueError(f"{path}:{lineno}: unknown record type {kind!r}")
+    return header, records
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a final line without its newline so the next append starts on a fresh line."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
+def _is_torn_header(path: Path) -> bool:
+    data = path.read_bytes()
+    return b"\n" not in data and data.startswith(b'{"type": "header"')
+
+
+def _check_header(path: Path, header: dict[str, Any] | None, config: dict[str, Any]) -> None:
+    if header is None:
+        raise ValueError(f"{path} has records but no header line; refusing to append")
+    found = {k: v for k, v in header.items() if k != "type"}
+    differing = sorted(k for k in found.keys() | config.keys() if found.get(k) != config.get(k))
+    if differing:
+        raise RunConfigMismatchError(path, differing)
+
+
+class _RunFile:
+    """Append-only JSONL writer that makes every record durable before returning."""
+
+    def __init__(self, path: Path) -> None:
+        self._f = path.open("a", encoding="utf-8")
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self._f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+
+async def _run_item(item: EvalItem, answer_fn: AnswerFn) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "type": "item",
+        "id": item.id,
+        "question": item.query.text,
+        "gold": item.gold,
+        "predicted": None,
+        "correct": False,
+        "status": "failed",
+        "completion_tokens": 0,
+        "seconds": 0.0,
+        "detail": "",
+        "trace": None,
+    }
+    start = time.perf_counter()
+    try:
+        # Awaited directly, not as a task: a KeyboardInterrupt here must reach the caller.
+        answer = await answer_fn(item.query)
+    except Exception as exc:
+        record["seconds"] = time.perf_counter() - start
+        record["detail"] = f"answer_fn raised {type(exc).__name__}: {exc}"
+        log.warning("eval.item.failed", id=item.id, error=record["detail"])
+        return record
+    record.update(
+        predicted=answer.answer,
+        status=answer.status,
+        completion_tokens=answer.usage.completion_tokens,
+        seconds=time.perf_counter() - start,
+        trace=answer.trace.model_dump(mode="json"),
+    )
+    try:
+        # Off the event loop: HumanEval scoring runs a subprocess for up to its timeout.
+        outcome = await asyncio.to_thread(score_item, item, answer.answer)
+    except Exception as exc:
+        record["status"] = "failed"
+        record["detail"] = f"scoring raised {type(exc).__name__}: {exc}"
+        log.warning("eval.item.scoring_failed", id=item.id, error=record["detail"])
+        return record
+    record["correct"] = outcome.correct
+    record["detail"] = outcome.detail
+    if outcome.raw_score is not None:
+        record["score"] = outcome.raw_score
+    return record
+
+
+def summarize(records: Sequence[Mapping[str, Any]]) -> RunSummary:
+    """Totals and means over item records (as written by ``run_eval``)."""
+    n = len(records)
+    correct = sum(1 for r in records if r["correct"])
+    tokens = sum(int(r["completion_tokens"]) for r in records)
+    seconds = sum(float(r["seconds"]) for r in records)
+    return RunSummary(
+        n=n,
+        correct=correct,
+        accuracy=correct / n if n else 0.0,
+        completion_tokens_total=tokens,
+        completion_tokens_mean=tokens / n if n else 0.0,
+        seconds_total=seconds,
+        seconds_mean=seconds / n if n else 0.0,
+        failures=sum(1 for r in records if r["status"] == "failed"),
+    )
+
+
+def _describe(correct: int, done: int) -> str:
+    accuracy = f"{correct / done:.1%}" if done else "-"
+    return f"accuracy {accuracy} ({correct}/{done})"
+
+
+async def run_eval(
+    items: Sequence[EvalItem],
+    answer_fn: AnswerFn,
+    out: Path,
+    *,
+    run_config: Mapping[str, Any],
+    progress: bool = True,
+    retry_failed: bool = False,
+    console: Console | None = None,
+) -> RunSummary:
+    """Answer and score every item not yet in ``out``, one at a time, appending a record per
+    item. Returns the summary over all ``items``, resumed ones included.
+
+    ``answer_fn`` raising an ``Exception`` records the item as failed; ``BaseException``
+    (KeyboardInterrupt, cancellation) propagates and the item is simply not recorded.
+    """
+    if "type" in run_config:
+        raise ValueError("run_config must not contain the key 'type'")
+    ids = [item.id for item in items]
+    if len(set(ids)) != len(ids):
+        raise ValueError("evaluation item ids are not unique")
+    config = _jsonable(run_config)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    header, records = read_records(out)
+    fresh = not out.exists() or out.stat().st_size == 0
+    if not fresh and header is None and not records and _is_torn_header(out):
+        out.write_bytes(b"")  # a crash while writing the header: start over
+        fresh = True
+    if not fresh:
+        _check_header(out, header, config)
+        _drop_torn_tail(out)
+
+    def settled(record: Mapping[str, Any] | None) -> bool:
+        return record is not None and (not retry_failed or record["status"] != "failed")
+
+    pending = [item for item in items if not settled(records.get(item.id))]
+    done = {i: records[i] for i in ids if settled(records.get(i))}
+    log.info("eval.run.start", out=str(out), total=len(items), done=len(done), todo=len(pending))
+
+    writer = _RunFile(out)
+    bar = Progress(
+        TextColumn("[bold]eval"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not progress,
+    )
+    try:
+        if fresh:
+            writer.write({"type": "header", **config})
+        correct = sum(1 for r in done.values() if r["correct"])
+        with bar:
+            task = bar.add_task(
+                _describe(correct, len(done)), total=len(items), completed=len(done)
+            )
+            for item in pending:
+                record = await _run_item(item, answer_fn)
+                writer.write(record)
+                done[item.id] = record
+                correct += bool(record["correct"])
+                bar.update(task, advance=1, description=_describe(correct, len(done)))
+    finally:
+        writer.close()
+
+    summary = summarize([done[i] for i in ids])
+    log.info("eval.run.done", out=str(out), n=summary.n, accuracy=summary.accuracy)
+    return summary
+
+
+def print_summary(
+    summary: RunSummary, *, title: str = "evaluation", console: Console | None = None
+) -> None:
+    """Print a summary as a two-column rich table."""
+    table = Table(title=title, show_header=False)
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    table.add_row("items", str(summary.n))
+    table.add_row("correct", str(summary.correct))
+    table.add_row("accuracy", f"{summary.accuracy:.1%}")
+    table.add_row("failures", str(summary.failures))
+    table.add_row("completion tokens (total)", f"{summary.completion_tokens_total:,}")
+    table.add_row("completion tokens (mean)", f"{summary.completion_tokens_mean:.1f}")
+    table.add_row("seconds (total)", f"{summary.seconds_total:.1f}")
+    table.add_row("seconds (mean)", f"{summary.seconds_mean:.2f}")
+    (console or Console()).print(table)

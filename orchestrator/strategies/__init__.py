@@ -1,0 +1,44 @@
+"""Strategies: one module each, one signature ``(ctx, config) -> StrategyResult``."""
+
+from __future__ import annotations
+
+from orchestrator.strategies.base import StrategyContext, StrategyFn, StrategyResult
+from orchestrator.strategies.config import (
+    EarlyStopConfig,
+    GreedyConfig,
+    SampleConfig,
+    SelfConsistencyConfig,
+    StrategyConfig,
+)
+from orchestrator.strategies.greedy import run_greedy
+from orchestrator.strategies.sample import run_sample
+from orchestrator.strategies.self_consistency import run_self_consistency
+
+__all__ = [
+    "STRATEGIES",
+    "EarlyStopConfig",
+    "GreedyConfig",
+    "SampleConfig",
+    "SelfConsistencyConfig",
+    "StrategyConfig",
+    "StrategyContext",
+    "StrategyFn",
+    "StrategyResult",
+    "run_strategy",
+]
+
+STRATEGIES: dict[str, StrategyFn] = {
+    "greedy": run_greedy,
+    "sample": run_sample,
+    "self_consistency": run_self_consistency,
+}
+
+
+async def run_strategy(ctx: StrategyContext, config: StrategyConfig) -> StrategyResult:
+    """Run the strategy ``config.kind`` names; unknown kinds list the known ones."""
+    try:
+        strategy = STRATEGIES[config.kind]
+    except KeyError:
+        known = ", ".join(sorted(STRATEGIES))
+        raise ValueError(f"unknown strategy {config.kind!r}; known: {known}") from None
+    return await strategy(ctx, config)

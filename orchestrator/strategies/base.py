@@ -1,0 +1,65 @@
+"""What every strategy receives and returns.
+
+A strategy is one async function ``(ctx, config) -> StrategyResult``. It reaches models
+only through ``ctx.calls`` (so usage and the trace are kept for it) and turns completions
+into candidates with ``ctx.candidates``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.extraction import extract_answer
+from orchestrator.recorder import CallRecorder
+from orchestrator.types import Candidate, Query, VoteRecord
+from workers.base import GenerateResult, Prompt
+
+__all__ = ["StrategyContext", "StrategyFn", "StrategyResult"]
+
+
+@dataclass
+class StrategyContext:
+    query: Query
+    models: tuple[str, ...]
+    prompt: Prompt
+    calls: CallRecorder
+
+    def candidates(self, result: GenerateResult) -> list[Candidate]:
+        """Extract an answer from each completion and keep every candidate in the trace."""
+        made = []
+        for completion in result.completions:
+            extraction = extract_answer(
+                completion.text,
+                self.query.task,
+                choices=self.query.choices,
+                entry_point=self.query.entry_point,
+            )
+            made.append(
+                Candidate(
+                    model=result.model,
+                    text=completion.text,
+                    answer=extraction.answer,
+                    completion_tokens=len(completion.token_ids),
+                    total_logprob=completion.total_logprob,
+                    finish_reason=completion.finish_reason,
+                    extraction_error=extraction.error,
+                )
+            )
+        self.calls.trace.candidates.extend(made)
+        return made
+
+
+@dataclass
+class StrategyResult:
+    """The chosen candidate (None when none had an answer) and, if any, the vote."""
+
+    answer: str | None
+    chosen: Candidate | None
+    candidates: list[Candidate]
+    vote: VoteRecord | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+StrategyFn = Callable[[StrategyContext, Any], Awaitable[StrategyResult]]

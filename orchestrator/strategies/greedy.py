@@ -1,0 +1,21 @@
+"""``greedy``: one deterministic completion from each planned model; the first model's
+candidate is the answer (the others are kept in the trace for comparison)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from orchestrator.strategies.base import StrategyContext, StrategyResult
+from orchestrator.strategies.config import GreedyConfig
+from workers.base import GenerateRequest, SamplingParams
+
+__all__ = ["run_greedy"]
+
+
+async def run_greedy(ctx: StrategyContext, config: GreedyConfig) -> StrategyResult:
+    params = SamplingParams(temperature=0.0, max_tokens=config.max_tokens)
+    request = GenerateRequest(prompt=ctx.prompt, params=params, request_id=ctx.query.id)
+    results = await asyncio.gather(*(ctx.calls.generate(m, request) for m in ctx.models))
+    candidates = [c for result in results for c in ctx.candidates(result)]
+    chosen = candidates[0]
+    return StrategyResult(answer=chosen.answer, chosen=chosen, candidates=candidates)

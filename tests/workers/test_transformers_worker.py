@@ -1,0 +1,83 @@
+"""TransformersWorker's async front (batching, scoring, failures) on a tiny random model."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import torch
+
+from tests.workers.tiny_model import CharTokenizer, tiny_model
+from workers.base import ChatMessage, GenerateRequest, SamplingParams, ScoreRequest
+from workers.errors import WorkerFailure
+from workers.transformers_worker import TransformersWorker
+
+
+@pytest.fixture
+async def worker():  # type: ignore[no-untyped-def]
+    w = TransformersWorker(tiny_model(), CharTokenizer(), model_name="tiny")
+    yield w
+    await w.close()
+
+
+async def test_generate_returns_n_completions_with_usage(worker: TransformersWorker) -> None:
+    """n samples come back with token ids, log-probs and usage counting every token."""
+    params = SamplingParams(n=3, temperature=1.0, max_tokens=5, seed=1)
+    result = await worker.generate(GenerateRequest(prompt="abc", params=params))
+    assert result.model == "tiny"
+    assert len(result.completions) == 3
+    for c in result.completions:
+        assert len(c.token_ids) == len(c.logprobs) <= 5
+        assert all(lp <= 0 for lp in c.logprobs)
+    assert result.usage.completion_tokens == sum(len(c.token_ids) for c in result.completions)
+    assert result.usage.prompt_tokens == 3 * 3
+
+
+async def test_concurrent_calls_match_sequential_calls(worker: TransformersWorker) -> None:
+    """Calls batched together give the same seeded outputs as the same calls made one by one."""
+    requests = [
+        GenerateRequest(
+            prompt=p, params=SamplingParams(n=2, temperature=0.8, max_tokens=6, seed=i)
+        )
+        for i, p in enumerate(["abc", "hello", "x y z"])
+    ]
+    sequential = [await worker.generate(r) for r in requests]
+    concurrent = await asyncio.gather(*(worker.generate(r) for r in requests))
+    for a, b in zip(sequential, concurrent, strict=True):
+        assert [c.token_ids for c in a.completions] == [c.token_ids for c in b.completions]
+
+
+async def test_score_matches_full_forward(worker: TransformersWorker) -> None:
+    """score() gives the same per-token log-probs as one forward pass per continuation."""
+    tok = worker.tokenizer
+    result = await worker.score(ScoreRequest(prompt="abc", continuations=("de", "xyz q", "a")))
+    for cont, scored in zip(("de", "xyz q", "a"), result.scores, strict=True):
+        ids = tok.encode("abc") + tok.encode(cont)
+        with torch.no_grad():
+            logprobs = torch.log_softmax(worker.model(input_ids=torch.tensor([ids])).logits[0], -1)
+        expected = [float(logprobs[2 + i, t]) for i, t in enumerate(tok.encode(cont))]
+        assert scored.token_logprobs == pytest.approx(expected, abs=1e-4)
+
+
+async def test_chat_prompt_without_template_uses_plain_layout(worker: TransformersWorker) -> None:
+    """A model without a chat template reads a plain 'Role: content' rendering."""
+    text = worker.render_prompt((ChatMessage(role="user", content="hi there"),))
+    assert text == "User: hi there\n\nAssistant:"
+
+
+async def test_model_error_reaches_every_caller_as_worker_failure() -> None:
+    """An exception inside the model thread fails each batched call with the model named."""
+
+    class Broken(torch.nn.Module):
+        config = tiny_model().config
+
+        def forward(self, **kwargs: object) -> None:
+            raise RuntimeError("out of memory")
+
+    worker = TransformersWorker(Broken(), CharTokenizer(), model_name="broken")
+    requests = [GenerateRequest(prompt="abc"), GenerateRequest(prompt="def")]
+    outcomes = await asyncio.gather(*(worker.generate(r) for r in requests), return_exceptions=True)
+    await worker.close()
+    for outcome in outcomes:
+        assert isinstance(outcome, WorkerFailure)
+        assert "broken" in str(outcome) and "out of memory" in str(outcome)

@@ -1,0 +1,46 @@
+"""One-time conversion of a GGUF into a safetensors directory that loads in seconds."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import structlog
+
+from workers.catalog.entries import CatalogEntry
+from workers.errors import PullError
+
+__all__ = ["DTYPES", "convert_gguf"]
+
+log = structlog.get_logger(__name__)
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def convert_gguf(entry: CatalogEntry, gguf: Path, out_dir: Path, *, dtype: str) -> None:
+    """De-quantize ``gguf`` with transformers and save model + tokenizer into ``out_dir``."""
+    if dtype not in DTYPES:
+        raise PullError(f"unsupported dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = dict(pretrained_model_name_or_path=str(gguf.parent), gguf_file=gguf.name)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(**source, dtype=getattr(torch, dtype))
+        tokenizer = AutoTokenizer.from_pretrained(**source)
+    except Exception as exc:  # transformers raises many kinds; all mean "cannot convert"
+        raise PullError(f"transformers could not load {gguf}: {exc}") from exc
+    # A GGUF-loaded model keeps its quantizer state, which makes save_pretrained refuse.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    if entry.eos_token_ids:
+        model.generation_config.eos_token_id = list(entry.eos_token_ids)
+    if entry.chat_template and not getattr(tokenizer, "chat_template", None):
+        log.warning("catalog.no_chat_template", model=entry.name)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("catalog.converted", model=entry.name, params=n_params, dtype=dtype)
+    del model, tokenizer
+    gc.collect()

@@ -1,0 +1,178 @@
+"""A batched decode loop for a transformers causal LM, with per-row sampling settings.
+
+Why not ``model.generate``: one batch here mixes rows from different requests (their own
+temperature, top-p, max tokens, stop strings and seed), needs the raw log-prob of every
+sampled token, and gives System-2 code a hook on the logits of every step.
+
+The loop prefills each distinct prompt once (left-padded), copies its KV cache to the rows
+that share it, then decodes one token per step for the rows still running, dropping finished
+rows from the cache so their compute stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from transformers import DynamicCache
+
+from workers.base import FinishReason
+from workers.sampling import RowSampling, select_tokens
+
+__all__ = ["DecodeRow", "DecodedRow", "LogitsProcessor", "decode_batch", "find_stop"]
+
+
+class LogitsProcessor(Protocol):
+    """Rewrites next-token logits ([rows, vocab], float32) of the rows still decoding.
+
+    ``sequences[i]`` holds row i's prompt and generated token ids so far.
+    """
+
+    def __call__(self, sequences: Sequence[Sequence[int]], logits: torch.Tensor) -> torch.Tensor:
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeRow:
+    prompt_ids: tuple[int, ...]
+    sampling: RowSampling
+    max_tokens: int
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(slots=True)
+class DecodedRow:
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    text: str = ""
+    finish_reason: FinishReason = "length"
+
+
+def find_stop(text: str, stops: Sequence[str]) -> int | None:
+    """Index where the earliest stop string starts in ``text``, or None."""
+    hits = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return min(hits) if hits else None
+
+
+def _left_pad(prompts: Sequence[tuple[int, ...]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, prompt in enumerate(prompts):
+        ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+        mask[i, width - len(prompt) :] = 1
+    return ids, mask
+
+
+class _StopWatcher:
+    """Checks stop strings on the decoded tail of a row, not the whole text every step."""
+
+    def __init__(self, tokenizer: Any, stops: tuple[str, ...]) -> None:
+        self._tokenizer = tokenizer
+        self._stops = stops
+        # A token decodes to at least one character, except byte pieces of one character:
+        # a tail of (longest stop + 4) tokens always covers a freshly completed stop string.
+        self._window = max((len(s) for s in stops), default=0) + 4
+
+    def hit(self, token_ids: list[int]) -> bool:
+        if not self._stops:
+            return False
+        tail = self._tokenizer.decode(token_ids[-self._window :], skip_special_tokens=True)
+        return find_stop(tail, self._stops) is not None
+
+
+@torch.inference_mode()
+def decode_batch(
+    model: Any,
+    tokenizer: Any,
+    rows: Sequence[DecodeRow],
+    *,
+    eos_token_ids: frozenset[int],
+    pad_token_id: int,
+    logits_processor: LogitsProcessor | None = None,
+) -> list[DecodedRow]:
+    """Decode every row to completion (EOS, a stop string, or ``max_tokens``)."""
+    if not rows:
+        return []
+    distinct = list(dict.fromkeys(r.prompt_ids for r in rows))
+    source = torch.tensor([distinct.index(r.prompt_ids) for r in rows], dtype=torch.long)
+
+    ids, mask = _left_pad(distinct, pad_token_id)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache(config=model.config)
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    cache.batch_select_indices(source)
+    logits = out.logits[source, -1, :].float()
+    mask = mask[source]
+    next_position = positions[source, -1] + 1
+
+    results = [DecodedRow() for _ in rows]
+    watchers = [_StopWatcher(tokenizer, r.stop) for r in rows]
+    generators = [_generator(r) for r in rows]
+    active = list(range(len(rows)))  # row indices still decoding, in cache order
+
+    while active:
+        logprobs = torch.log_softmax(logits, dim=-1)
+        if logits_processor is not None:
+            sequences = [rows[i].prompt_ids + tuple(results[i].token_ids) for i in active]
+            logits = logits_processor(sequences, logits)
+        chosen = select_tokens(
+            logits, [rows[i].sampling for i in active], [generators[i] for i in active]
+        )
+        chosen_logprobs = logprobs.gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
+
+        keep: list[int] = []
+        for slot, row_index in enumerate(active):
+            result, token = results[row_index], int(chosen[slot])
+            result.token_ids.append(token)
+            result.logprobs.append(float(chosen_logprobs[slot]))
+            if token in eos_token_ids or watchers[row_index].hit(result.token_ids):
+                result.finish_reason = "stop"
+            elif len(result.token_ids) >= rows[row_index].max_tokens:
+                result.finish_reason = "length"
+            else:
+                keep.append(slot)
+        if not keep:
+            break
+        if len(keep) < len(active):
+            index = torch.tensor(keep, dtype=torch.long)
+            cache.batch_select_indices(index)
+            chosen, mask, next_position = chosen[index], mask[index], next_position[index]
+            active = [active[slot] for slot in keep]
+        mask = torch.cat([mask, torch.ones((len(active), 1), dtype=torch.long)], dim=-1)
+        out = model(
+            input_ids=chosen.unsqueeze(-1),
+            attention_mask=mask,
+            position_ids=next_position.unsqueeze(-1),
+            past_key_values=cache,
+            use_cache=True,
+        )
+        logits = out.logits[:, -1, :].float()
+        next_position = next_position + 1
+
+    for row, result in zip(rows, results, strict=True):
+        text = tokenizer.decode(result.token_ids, skip_special_tokens=True)
+        cut = find_stop(text, row.stop)
+        result.text = text if cut is None else text[:cut]
+    return results
+
+
+def _generator(row: DecodeRow) -> torch.Generator | None:
+    if row.sampling.temperature == 0.0:
+        return None
+    generator = torch.Generator()
+    if row.seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(row.seed)
+    return generator

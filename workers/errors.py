@@ -1,0 +1,70 @@
+"""Errors raised by workers and the model catalog.
+
+    System2WorkerError
+    ├── WorkerFailure            a backend failed to answer (crashed, timed out, garbage)
+    └── CatalogError
+        ├── UnknownModelError    the name is not in the catalog (lists the known ones)
+        ├── ModelNotPulledError  the weights are not installed (says the pull command)
+        ├── ChecksumMismatchError  a joined file's sha256 differs from the catalog's
+        └── PullError            installing or converting failed
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "CatalogError",
+    "ChecksumMismatchError",
+    "ModelNotPulledError",
+    "PullError",
+    "System2WorkerError",
+    "UnknownModelError",
+    "WorkerFailure",
+]
+
+
+class System2WorkerError(Exception):
+    """Base of every error raised below the worker seam."""
+
+
+class WorkerFailure(System2WorkerError):
+    """A backend could not produce an answer; ``model`` names which one."""
+
+    def __init__(self, model: str, reason: str) -> None:
+        super().__init__(f"worker for model {model!r} failed: {reason}")
+        self.model = model
+        self.reason = reason
+
+
+class CatalogError(System2WorkerError):
+    """Base of the offline model catalog's errors."""
+
+
+class UnknownModelError(CatalogError):
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        self.known = sorted(known)
+        super().__init__(f"unknown model {name!r}; known models: {', '.join(self.known)}")
+
+
+class ModelNotPulledError(CatalogError):
+    def __init__(self, name: str, missing: str) -> None:
+        self.name = name
+        super().__init__(
+            f"model {name!r} is not installed ({missing}); run: system2 models pull {name}"
+        )
+
+
+class ChecksumMismatchError(CatalogError):
+    def __init__(self, path: str, expected: str, actual: str) -> None:
+        self.path = path
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"refusing to load {path}: sha256 is {actual}, the catalog expects {expected}"
+        )
+
+
+class PullError(CatalogError):
+    """Installing a model's packages, joining its chunks or converting it failed."""

@@ -1,0 +1,301 @@
+"""The embedded default backend: a transformers causal LM running in this process.
+
+Calls are queued to one model thread. The thread takes every job waiting at that moment
+(after a short batching window), decodes their rows together (the ``n`` samples of one
+call and the rows of concurrent calls share one batch), and resolves each caller's future.
+torch releases the GIL in its kernels, so the event loop stays responsive meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+import torch
+
+from workers.base import (
+    ChatMessage,
+    Completion,
+    ContinuationScore,
+    GenerateRequest,
+    GenerateResult,
+    Prompt,
+    ScoreRequest,
+    ScoreResult,
+    Worker,
+    WorkerUsage,
+)
+from workers.decoding import DecodeRow, LogitsProcessor, decode_batch
+from workers.errors import WorkerFailure
+from workers.sampling import RowSampling
+from workers.scoring import score_continuations
+
+__all__ = ["TransformersWorker"]
+
+log = structlog.get_logger(__name__)
+
+_Job = tuple["_GenerateJob | _ScoreJob", concurrent.futures.Future[Any]]
+
+
+@dataclass
+class _GenerateJob:
+    request: GenerateRequest
+    prompt_ids: tuple[int, ...]
+    submitted: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class _ScoreJob:
+    request: ScoreRequest
+    prompt_ids: tuple[int, ...]
+    continuation_ids: list[list[int]]
+    submitted: float = field(default_factory=time.perf_counter)
+
+
+class TransformersWorker(Worker):
+    """An in-process transformers model behind the worker seam.
+
+    Example:
+        >>> worker = TransformersWorker.load("smollm2-135m-instruct")  # doctest: +SKIP
+        >>> result = await worker.generate(GenerateRequest(prompt="2+2="))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        model_name: str,
+        max_batch_rows: int = 32,
+        batch_window_s: float = 0.005,
+        logits_processor: LogitsProcessor | None = None,
+    ) -> None:
+        self.model_name = model_name
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_batch_rows = max_batch_rows
+        self.batch_window_s = batch_window_s
+        self.logits_processor = logits_processor
+        self.eos_token_ids = _eos_ids(model, tokenizer)
+        pad = tokenizer.pad_token_id
+        self.pad_token_id = int(pad if pad is not None else min(self.eos_token_ids))
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._warned_no_template = False
+
+    @classmethod
+    def load(
+        cls,
+        model: str | Path,
+        *,
+        model_name: str | None = None,
+        dtype: str = "float32",
+        threads: int | None = None,
+        **kwargs: Any,
+    ) -> TransformersWorker:
+        """Load a catalog model (pulled with ``system2 models pull``) or a local directory."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from workers.catalog import resolve
+
+        if threads is not None:
+            torch.set_num_threads(threads)
+        path = resolve(str(model))
+        started = time.perf_counter()
+        lm = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        log.info("model_loaded", model=str(model), seconds=round(time.perf_counter() - started, 2))
+        return cls(lm, tokenizer, model_name=model_name or str(model), **kwargs)
+
+    # -- the seam -------------------------------------------------------------------------
+
+    async def generate(self, request: GenerateRequest) -> GenerateResult:
+        job = _GenerateJob(request, self._encode_prompt(request.prompt))
+        result: GenerateResult = await self._submit(job)
+        return result
+
+    async def score(self, request: ScoreRequest) -> ScoreResult:
+        continuation_ids = [
+            list(self.tokenizer.encode(c, add_special_tokens=False)) for c in request.continuations
+        ]
+        job = _ScoreJob(request, self._encode_prompt(request.prompt), continuation_ids)
+        result: ScoreResult = await self._submit(job)
+        return result
+
+    async def close(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._jobs.put(None)
+            await asyncio.to_thread(thread.join)
+
+    # -- prompt rendering -----------------------------------------------------------------
+
+    def render_prompt(self, prompt: Prompt) -> str:
+        """The text the model reads; chat messages go through the model's chat template.
+
+        A model without a chat template (a base model) gets a plain "Role: content" layout.
+        """
+        if isinstance(prompt, str):
+            return prompt
+        if getattr(self.tokenizer, "chat_template", None):
+            messages = [m.model_dump() for m in prompt]
+            text: str = self.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False
+            )
+            return text
+        if not self._warned_no_template:
+            log.warning("no_chat_template", model=self.model_name, fallback="Role: content")
+            self._warned_no_template = True
+        return _plain_chat(prompt)
+
+    def _encode_prompt(self, prompt: Prompt) -> tuple[int, ...]:
+        text = self.render_prompt(prompt)
+        # A chat template already writes the special tokens it wants.
+        ids = self.tokenizer.encode(text, add_special_tokens=isinstance(prompt, str))
+        if not ids:
+            raise ValueError("the prompt encodes to no tokens")
+        return tuple(int(i) for i in ids)
+
+    # -- the model thread -----------------------------------------------------------------
+
+    async def _submit(self, job: _GenerateJob | _ScoreJob) -> Any:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._ensure_thread()
+        self._jobs.put((job, future))
+        return await asyncio.wrap_future(future)
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._serve, name=f"system2-{self.model_name}", daemon=True
+                )
+                self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            first = self._jobs.get()
+            if first is None:
+                return
+            time.sleep(self.batch_window_s)
+            batch, stop_after = [first], False
+            rows = _rows_of(first[0])
+            while rows < self.max_batch_rows:
+                try:
+                    item = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop_after = True
+                    break
+                batch.append(item)
+                rows += _rows_of(item[0])
+            self._run(batch)
+            if stop_after:
+                return
+
+    def _run(self, batch: list[_Job]) -> None:
+        generate = [(j, f) for j, f in batch if isinstance(j, _GenerateJob)]
+        for job, future in batch:
+            if isinstance(job, _ScoreJob):
+                try:
+                    future.set_result(self._score_now(job))
+                except Exception as exc:
+                    future.set_exception(WorkerFailure(self.model_name, f"{type(exc).__name__}: {exc}"))
+        if generate:
+            try:
+                results = self._generate_now([j for j, _ in generate])  # type: ignore[misc]
+            except Exception as exc:  # every caller of the batch learns what broke
+                failure = WorkerFailure(self.model_name, f"{type(exc).__name__}: {exc}")
+                for _, future in generate:
+                    future.set_exception(failure)
+            else:
+                for (_, future), result in zip(generate, results, strict=True):
+                    future.set_result(result)
+
+    def _generate_now(self, jobs: list[_GenerateJob]) -> list[GenerateResult]:
+        rows: list[DecodeRow] = []
+        for job in jobs:
+            params = job.request.params
+            base_seed = params.seed if params.seed is not None else random.getrandbits(62)
+            sampling = RowSampling(params.temperature, params.top_p, params.top_k)
+            rows += [
+                DecodeRow(job.prompt_ids, sampling, params.max_tokens, params.stop, base_seed + i)
+                for i in range(params.n)
+            ]
+        decoded = []
+        for start in range(0, len(rows), self.max_batch_rows):
+            decoded += decode_batch(
+                self.model,
+                self.tokenizer,
+                rows[start : start + self.max_batch_rows],
+                eos_token_ids=self.eos_token_ids,
+                pad_token_id=self.pad_token_id,
+                logits_processor=self.logits_processor,
+            )
+        done = time.perf_counter()
+        results, offset = [], 0
+        for job in jobs:
+            mine = decoded[offset : offset + job.request.params.n]
+            offset += job.request.params.n
+            completions = tuple(
+                Completion(
+                    text=d.text,
+                    token_ids=tuple(d.token_ids),
+                    logprobs=tuple(d.logprobs),
+                    finish_reason=d.finish_reason,
+                )
+                for d in mine
+            )
+            usage = WorkerUsage(
+                prompt_tokens=len(job.prompt_ids) * job.request.params.n,
+                completion_tokens=sum(len(c.token_ids) for c in completions),
+                seconds=done - job.submitted,
+            )
+            results.append(GenerateResult(model=self.model_name, completions=completions, usage=usage))
+        return results
+
+    def _score_now(self, job: _ScoreJob) -> ScoreResult:
+        per_token = score_continuations(
+            self.model, job.prompt_ids, job.continuation_ids, pad_token_id=self.pad_token_id
+        )
+        scores = tuple(
+            ContinuationScore(token_ids=tuple(ids), token_logprobs=tuple(lps))
+            for ids, lps in zip(job.continuation_ids, per_token, strict=True)
+        )
+        usage = WorkerUsage(
+            prompt_tokens=len(job.prompt_ids) * len(scores) + sum(map(len, job.continuation_ids)),
+            seconds=time.perf_counter() - job.submitted,
+        )
+        return ScoreResult(model=self.model_name, scores=scores, usage=usage)
+
+
+def _rows_of(job: _GenerateJob | _ScoreJob) -> int:
+    return job.request.params.n if isinstance(job, _GenerateJob) else 0
+
+
+def _plain_chat(messages: tuple[ChatMessage, ...]) -> str:
+    lines = [f"{m.role.capitalize()}: {m.content}" for m in messages]
+    return "\n\n".join(lines) + "\n\nAssistant:"
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    ids: set[int] = set()
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif configured:
+        ids.update(int(i) for i in configured)
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    return frozenset(ids)
