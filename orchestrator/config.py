@@ -87,14 +87,10 @@ def load_config(path: str | Path) -> System2Config:
 def _describe(exc: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid config ({exc.error_count()} error(s))"]
     for error in exc.errors(include_url=False):
-        # Drop the union member tags pydantic inserts (e.g. 'transformers' in the path).
-        path = ".".join(str(p) for p in error["loc"] if not _is_union_tag(p, error))
+        # The path keeps the union member tag (e.g. 'strategy.self_consistency.n').
+        path = ".".join(str(p) for p in error["loc"])
         value = error.get("input")
         shown = "" if error["type"] == "missing" else f" (got {value!r})"
         lines.append(f"  {path or '<top level>'}: {error['msg']}{shown}")
     return "\n".join(lines)
 
-
-def _is_union_tag(part: object, error: Any) -> bool:
-    ctx = error.get("ctx") or {}
-    return isinstance(part, str) and part == ctx.get("discriminator_tag")

@@ -301,20 +301,22 @@ def _bare_function(text: str, entry_point: str) -> str | None:
     ]
     if not starts:
         return None
-    before = text[: starts[-1]].split("\n")[:-1]
-    imports: list[str] = []
-    for line in reversed(before):
+    start = starts[-1]
+    line_end = start - 1  # the newline that ends the line above
+    for line in reversed(text[:start].split("\n")[:-1]):  # take the imports just above
+        line_start = line_end - len(line)
         if line.startswith(("import ", "from ")):
-            imports.insert(0, line)
+            start = line_start
         elif line.strip():
             break
-    lines = text[starts[-1] :].split("\n")
+        line_end = line_start - 1
+    lines = text[start:].split("\n")
     kept = [lines[0]]
     for line in lines[1:]:
         if line.strip() and not line[0].isspace() and not _CODE_CONTINUATION.match(line):
             break
         kept.append(line)
-    return _clean_code("\n".join([*imports, *kept]))
+    return _clean_code("\n".join(kept))
 
 
 def extract_code(text: str, entry_point: str | None = None) -> Extraction:
@@ -362,6 +364,11 @@ def _letter_of(fragment: str, choices: Sequence[str], letters: str, *, whole: bo
     """The choice letter ``fragment`` names. ``whole``: the fragment must be only the letter
     (or the letter followed by its own choice text); otherwise any text may follow it."""
     fragment = _strip_markup(fragment)
+    normalized = _norm_choice(fragment)
+    sentence = _norm_choice(re.split(r"(?<=[^\s.])\.\s", fragment, maxsplit=1)[0])
+    for index, choice in enumerate(choices[: len(letters)]):
+        if _norm_choice(choice) and _norm_choice(choice) in (normalized, sentence):
+            return letters[index]
     m = _LEADING_LETTER.match(fragment)
     if m:
         letter = (m.group(1) or m.group(2) or m.group(3)).upper()
@@ -371,11 +378,6 @@ def _letter_of(fragment: str, choices: Sequence[str], letters: str, *, whole: bo
             own_text = _norm_choice(choices[index]) if index < len(choices) else None
             if not whole or not rest or rest == own_text:
                 return letter
-    normalized = _norm_choice(fragment)
-    sentence = _norm_choice(re.split(r"(?<=[^\s.])\.\s", fragment, maxsplit=1)[0])
-    for index, choice in enumerate(choices):
-        if _norm_choice(choice) and _norm_choice(choice) in (normalized, sentence):
-            return letters[index]
     return None
 
 

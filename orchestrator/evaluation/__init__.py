@@ -60,6 +60,7 @@ __all__ = [
     "print_summary",
     "read_records",
     "run_eval",
+    "run_python",
     "score_item",
     "summarize",
 ]

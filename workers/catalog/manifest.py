@@ -38,9 +38,7 @@ class Manifest:
 
 
 def weights_files(directory: Path) -> list[Path]:
-    return sorted(
-        p for p in directory.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES
-    )
+    return sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
 
 
 def hash_weights(directory: Path, *, progress: bool = False) -> dict[str, str]:

@@ -1,0 +1,34 @@
+"""The curated public API: what each package exports is pinned, so changes are deliberate."""
+
+from __future__ import annotations
+
+import orchestrator
+import policies
+import workers
+
+
+def test_orchestrator_exports() -> None:
+    """orchestrator's __all__ is exactly the documented set and every name resolves."""
+    assert set(orchestrator.__all__) == {
+        "Answer", "Candidate", "ConfigError", "EarlyStopConfig", "GenerationRecord",
+        "GreedyConfig", "ModelUsage", "Orchestrator", "PromptConfig", "Query", "SampleConfig",
+        "SelfConsistencyConfig", "StrategyConfig", "System2Config", "TaskType", "Trace",
+        "Usage", "VoteRecord", "load_config", "parse_config",
+    }  # fmt: skip
+    for name in orchestrator.__all__:
+        assert getattr(orchestrator, name) is not None
+
+
+def test_workers_exports() -> None:
+    """workers exports the seam, its backends, configs and errors, all resolvable."""
+    assert {"Worker", "GenerateRequest", "ScoreRequest", "TransformersWorker", "ScriptedWorker",
+            "WorkerFailure", "ChecksumMismatchError", "build_worker"} <= set(workers.__all__)  # fmt: skip
+    for name in workers.__all__:
+        assert getattr(workers, name) is not None
+
+
+def test_policies_exports() -> None:
+    """policies exports the routing seam and the fixed policy."""
+    assert {"RoutingPolicy", "Plan", "FixedPolicy", "build_policy"} <= set(policies.__all__)
+    for name in policies.__all__:
+        assert getattr(policies, name) is not None
