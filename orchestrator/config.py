@@ -93,4 +93,3 @@ def _describe(exc: ValidationError, source: str) -> str:
         shown = "" if error["type"] == "missing" else f" (got {value!r})"
         lines.append(f"  {path or '<top level>'}: {error['msg']}{shown}")
     return "\n".join(lines)
-

@@ -11,9 +11,7 @@ import structlog
 __all__ = ["configure_logging"]
 
 
-def configure_logging(
-    format: Literal["console", "json"] = "console", level: str = "info"
-) -> None:
+def configure_logging(format: Literal["console", "json"] = "console", level: str = "info") -> None:
     """Route structlog (and stdlib logging) to stderr in the chosen format."""
     numeric = getattr(logging, level.upper())
     renderer: structlog.typing.Processor = (

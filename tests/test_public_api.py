@@ -21,8 +21,9 @@ def test_orchestrator_exports() -> None:
 
 def test_workers_exports() -> None:
     """workers exports the seam, its backends, configs and errors, all resolvable."""
-    assert {"Worker", "GenerateRequest", "ScoreRequest", "TransformersWorker", "ScriptedWorker",
-            "WorkerFailure", "ChecksumMismatchError", "build_worker"} <= set(workers.__all__)  # fmt: skip
+    expected = {"Worker", "GenerateRequest", "ScoreRequest", "TransformersWorker", "ScriptedWorker",
+                "WorkerFailure", "ChecksumMismatchError", "build_worker"}  # fmt: skip
+    assert expected <= set(workers.__all__)
     for name in workers.__all__:
         assert getattr(workers, name) is not None
 

@@ -30,8 +30,9 @@ class LogitsProcessor(Protocol):
     ``sequences[i]`` holds row i's prompt and generated token ids so far.
     """
 
-    def __call__(self, sequences: Sequence[Sequence[int]], logits: torch.Tensor) -> torch.Tensor:
-        ...
+    def __call__(
+        self, sequences: Sequence[Sequence[int]], logits: torch.Tensor
+    ) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True, slots=True)

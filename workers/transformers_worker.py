@@ -211,10 +211,12 @@ class TransformersWorker(Worker):
                 try:
                     future.set_result(self._score_now(job))
                 except Exception as exc:
-                    future.set_exception(WorkerFailure(self.model_name, f"{type(exc).__name__}: {exc}"))
+                    future.set_exception(
+                        WorkerFailure(self.model_name, f"{type(exc).__name__}: {exc}")
+                    )
         if generate:
             try:
-                results = self._generate_now([j for j, _ in generate])  # type: ignore[misc]
+                results = self._generate_now([j for j, _ in generate])
             except Exception as exc:  # every caller of the batch learns what broke
                 failure = WorkerFailure(self.model_name, f"{type(exc).__name__}: {exc}")
                 for _, future in generate:
@@ -262,7 +264,9 @@ class TransformersWorker(Worker):
                 completion_tokens=sum(len(c.token_ids) for c in completions),
                 seconds=done - job.submitted,
             )
-            results.append(GenerateResult(model=self.model_name, completions=completions, usage=usage))
+            results.append(
+                GenerateResult(model=self.model_name, completions=completions, usage=usage)
+            )
         return results
 
     def _score_now(self, job: _ScoreJob) -> ScoreResult:

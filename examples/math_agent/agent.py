@@ -25,7 +25,9 @@ async def main(question: str, config: Path) -> None:
     print(f"Question: {question}\n")
     print(f"Chosen reasoning:\n{answer.text.strip()}\n")
     if vote is not None:
-        tally = ", ".join(f"{a}: {c:g}" for a, c in sorted(vote.counts.items(), key=lambda x: -x[1]))
+        tally = ", ".join(
+            f"{a}: {c:g}" for a, c in sorted(vote.counts.items(), key=lambda x: -x[1])
+        )
         early = " (stopped early)" if vote.stopped_early else ""
         print(f"Votes: {tally}; margin {vote.margin:.2f}{early}")
     print(

@@ -20,7 +20,9 @@ from workers.errors import CatalogError
 
 __all__ = ["app", "default_config_path"]
 
-app = typer.Typer(help="system2: better answers from pools of language models.", no_args_is_help=True)
+app = typer.Typer(
+    help="system2: better answers from pools of language models.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 console = Console()
 err = Console(stderr=True)
@@ -79,7 +81,9 @@ def ask(
 
 @app.command("eval")
 def eval_(
-    dataset: Annotated[str, typer.Argument(help="gsm_symbolic, humaneval, or a reasoning-gym task")],
+    dataset: Annotated[
+        str, typer.Argument(help="gsm_symbolic, humaneval, or a reasoning-gym task")
+    ],
     out: Annotated[Path, typer.Option(help="run file (JSONL); rerun to resume")],
     config: ConfigOption = None,
     limit: Annotated[int, typer.Option(min=1, help="number of items")] = 30,

@@ -10,7 +10,7 @@ from orchestrator.cli.main import default_config_path
 from orchestrator.config import load_config
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
-CONFIGS = sorted(EXAMPLES.rglob("*.yaml")) + [default_config_path()]
+CONFIGS = [*sorted(EXAMPLES.rglob("*.yaml")), default_config_path()]
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)

@@ -55,14 +55,16 @@ def test_bad_value_names_value_and_expectation(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     message = str(info.value)
-    assert "strategy" in message and ".n:" in message
-    assert "greater than or equal to 1" in message and "(got 0)" in message
+    assert "strategy" in message
+    assert ".n:" in message
+    assert "greater than or equal to 1" in message
+    assert "(got 0)" in message
 
 
 def test_unknown_strategy_kind_lists_valid_kinds(tmp_path: Path) -> None:
     """A strategy kind that does not exist is refused with the valid kinds listed."""
     path = _write(tmp_path, VALID.replace("kind: self_consistency", "kind: beam"))
-    with pytest.raises(ConfigError, match="greedy.*sample.*self_consistency"):
+    with pytest.raises(ConfigError, match=r"greedy.*sample.*self_consistency"):
         load_config(path)
 
 

@@ -31,9 +31,11 @@ async def test_greedy_returns_the_extracted_answer() -> None:
     """Greedy asks for one temperature-0 completion and extracts its answer."""
     orch = _orch(["3 + 4 = 7. The answer is 7."], GreedyConfig(max_tokens=64))
     answer = await orch.answer(Query(text="3+4?"))
-    assert answer.answer == "7" and answer.status == "ok"
+    assert answer.answer == "7"
+    assert answer.status == "ok"
     (request,) = orch.workers["m0"].requests  # type: ignore[attr-defined]
-    assert request.params.temperature == 0.0 and request.params.max_tokens == 64
+    assert request.params.temperature == 0.0
+    assert request.params.max_tokens == 64
 
 
 async def test_sample_passes_sampling_settings() -> None:
@@ -64,7 +66,8 @@ async def test_self_consistency_stops_early_when_unanimous() -> None:
         n=10, early_stop=EarlyStopConfig(round_size=3, min_samples=3, min_margin=1.0)
     )
     answer = await _orch(["The answer is 5."], config).answer("q")
-    assert answer.trace.vote is not None and answer.trace.vote.stopped_early
+    assert answer.trace.vote is not None
+    assert answer.trace.vote.stopped_early
     assert len(answer.trace.candidates) == 3
     assert answer.trace.extra["early_stop"] == "margin"
 
@@ -76,7 +79,8 @@ async def test_self_consistency_continues_when_split() -> None:
     )
     answer = await _orch(["The answer is 1.", "The answer is 2."], config).answer("q")
     assert len(answer.trace.candidates) == 6
-    assert answer.trace.vote is not None and not answer.trace.vote.stopped_early
+    assert answer.trace.vote is not None
+    assert not answer.trace.vote.stopped_early
 
 
 async def test_seeded_rounds_use_consecutive_seeds() -> None:
@@ -93,7 +97,8 @@ async def test_seeded_rounds_use_consecutive_seeds() -> None:
 async def test_no_parsable_answer_is_recorded() -> None:
     """When no candidate has an answer the status says so and the trace says why."""
     answer = await _orch(["I do not know."], SelfConsistencyConfig(n=2)).answer("q")
-    assert answer.answer is None and answer.status == "no_answer"
+    assert answer.answer is None
+    assert answer.status == "no_answer"
     assert any("no candidate had a parsable answer" in f for f in answer.trace.failures)
     assert all(c.extraction_error for c in answer.trace.candidates)
 
@@ -123,7 +128,8 @@ async def test_worker_failure_is_recorded_and_keeps_earlier_candidates() -> None
     )
     orch = Orchestrator({"flaky": _FailsOnSecondCall()}, FixedPolicy(("flaky",), config))
     answer = await orch.answer("q")
-    assert answer.status == "failed" and answer.answer is None
+    assert answer.status == "failed"
+    assert answer.answer is None
     assert answer.trace.failures == ["generate on flaky: connection reset"]
     assert len(answer.trace.candidates) == 2
     assert answer.trace.generations[-1].error == "connection reset"
@@ -132,7 +138,8 @@ async def test_worker_failure_is_recorded_and_keeps_earlier_candidates() -> None
 async def test_self_consistency_over_two_models_pools_votes() -> None:
     """With two planned models, each contributes n samples to one vote."""
     answer = await _orch(["The answer is 8."], SelfConsistencyConfig(n=2), models=2).answer("q")
-    assert answer.trace.vote is not None and answer.trace.vote.counts == {"8": 4.0}
+    assert answer.trace.vote is not None
+    assert answer.trace.vote.counts == {"8": 4.0}
     assert set(answer.usage.per_model) == {"m0", "m1"}
 
 
@@ -151,4 +158,6 @@ async def test_logs_carry_the_query_id() -> None:
 def test_policy_model_without_worker_is_refused() -> None:
     """Building an orchestrator whose policy names a model with no worker fails clearly."""
     with pytest.raises(ValueError, match="m9"):
-        Orchestrator({"m0": ScriptedWorker("m0", cycle_texts(["x"]))}, FixedPolicy(("m9",), GreedyConfig()))
+        Orchestrator(
+            {"m0": ScriptedWorker("m0", cycle_texts(["x"]))}, FixedPolicy(("m9",), GreedyConfig())
+        )

@@ -13,9 +13,7 @@ GREEDY = RowSampling(temperature=0.0)
 
 
 def _decode(model: torch.nn.Module, rows: list[DecodeRow]) -> list:  # type: ignore[type-arg]
-    return decode_batch(
-        model, TOKENIZER, rows, eos_token_ids=frozenset({EOS}), pad_token_id=PAD
-    )
+    return decode_batch(model, TOKENIZER, rows, eos_token_ids=frozenset({EOS}), pad_token_id=PAD)
 
 
 def _reference_greedy(model: torch.nn.Module, prompt: tuple[int, ...], steps: int) -> list[int]:

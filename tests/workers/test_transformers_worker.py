@@ -36,9 +36,7 @@ async def test_generate_returns_n_completions_with_usage(worker: TransformersWor
 async def test_concurrent_calls_match_sequential_calls(worker: TransformersWorker) -> None:
     """Calls batched together give the same seeded outputs as the same calls made one by one."""
     requests = [
-        GenerateRequest(
-            prompt=p, params=SamplingParams(n=2, temperature=0.8, max_tokens=6, seed=i)
-        )
+        GenerateRequest(prompt=p, params=SamplingParams(n=2, temperature=0.8, max_tokens=6, seed=i))
         for i, p in enumerate(["abc", "hello", "x y z"])
     ]
     sequential = [await worker.generate(r) for r in requests]
@@ -80,4 +78,5 @@ async def test_model_error_reaches_every_caller_as_worker_failure() -> None:
     await worker.close()
     for outcome in outcomes:
         assert isinstance(outcome, WorkerFailure)
-        assert "broken" in str(outcome) and "out of memory" in str(outcome)
+        assert "broken" in str(outcome)
+        assert "out of memory" in str(outcome)
