@@ -72,8 +72,8 @@ _CORE = rf"""
         )?
     )
 """
-# In running text a number must not be glued to a preceding word or decimal point.
-_NUMBER_IN_TEXT = re.compile(rf"(?<![0-9A-Za-z.]){_CORE}", re.VERBOSE)
+# In running text a number must not be glued to a word, a decimal point or a slash (1/0).
+_NUMBER_IN_TEXT = re.compile(rf"(?<![0-9A-Za-z./]){_CORE}", re.VERBOSE)
 _NUMBER_FULL = re.compile(rf"{_CORE}", re.VERBOSE)
 
 _LATEX_SPACING = re.compile(r"\\[!,;: ]|~")

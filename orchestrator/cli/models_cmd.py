@@ -44,11 +44,16 @@ def list_cmd() -> None:
     except CatalogError as exc:
         raise _fail(exc) from None
     table = Table(title=f"offline models (cache: {cache_dir()})")
-    for column in ("name", "kind", "size", "licence", "pulled?"):
-        table.add_column(column, justify="right" if column == "size" else "left")
+    table.add_column("name", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("licence", no_wrap=True)
+    table.add_column("pulled?", no_wrap=True)
     for entry, status in rows:
         mark = "[green]yes[/green]" if status == "pulled" else "[dim]no[/dim]"
-        table.add_row(entry.name, entry.kind, _size(entry.size_bytes), entry.license, mark)
+        table.add_row(
+            entry.name, entry.kind.replace("_", " "), _size(entry.size_bytes), entry.license, mark
+        )
     console.print(table)
 
 

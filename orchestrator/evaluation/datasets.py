@@ -9,9 +9,10 @@ Two sources, both installed as Python packages (nothing is downloaded):
   ``limit`` problems in order; any other seed selects ``limit`` problems sampled by
   ``random.Random(seed)``, returned in data-set order.
 
-Caveat: most reasoning-gym tasks generate item ``i`` from ``Random(seed + i)``, so seeds
-``s`` and ``s + 1`` share all but one item (shifted by one). Use seeds far apart (e.g.
-0, 1000, 2000) for independent samples.
+Caveat: almost every reasoning-gym task (all but acre, gsm_symbolic and list_functions in
+reasoning-gym 0.1.25) generates item ``i`` from ``Random(seed + i)`` alone, so seeds ``s``
+and ``s + 1`` share all but one item, shifted by one. Use seeds at least ``limit`` apart
+(e.g. 0, 1000, 2000) for disjoint samples.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +139,30 @@ class _RunFile:
         self._f.close()
 
 
+async def _records(
+    items: Sequence[EvalItem], answer_fn: AnswerFn, concurrency: int
+) -> AsyncIterator[tuple[EvalItem, dict[str, Any]]]:
+    """Each item's record as it finishes, with at most ``concurrency`` items in flight."""
+    if concurrency == 1:
+        for item in items:
+            # Awaited directly, not as a task: a KeyboardInterrupt must reach the caller.
+            yield item, await _run_item(item, answer_fn)
+        return
+    slots = asyncio.Semaphore(concurrency)
+
+    async def bounded(item: EvalItem) -> tuple[EvalItem, dict[str, Any]]:
+        async with slots:
+            return item, await _run_item(item, answer_fn)
+
+    tasks = [asyncio.ensure_future(bounded(item)) for item in items]
+    try:
+        for finished in asyncio.as_completed(tasks):
+            yield await finished
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
 async def _run_item(item: EvalItem, answer_fn: AnswerFn) -> dict[str, Any]:
     record: dict[str, Any] = {
         "type": "item",
@@ -155,7 +179,6 @@ async def _run_item(item: EvalItem, answer_fn: AnswerFn) -> dict[str, Any]:
     }
     start = time.perf_counter()
     try:
-        # Awaited directly, not as a task: a KeyboardInterrupt here must reach the caller.
         answer = await answer_fn(item.query)
     except Exception as exc:
         record["seconds"] = time.perf_counter() - start
@@ -216,13 +239,19 @@ async def run_eval(
     progress: bool = True,
     retry_failed: bool = False,
     console: Console | None = None,
+    concurrency: int = 1,
 ) -> RunSummary:
     """Answer and score every item not yet in ``out``, one at a time, appending a record per
     item. Returns the summary over all ``items``, resumed ones included.
 
     ``answer_fn`` raising an ``Exception`` records the item as failed; ``BaseException``
     (KeyboardInterrupt, cancellation) propagates and the item is simply not recorded.
+    With ``concurrency > 1`` that many items are in flight at once (so a worker can batch
+    them) and records are appended in completion order; an interruption loses only the
+    items in flight.
     """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     if "type" in run_config:
         raise ValueError("run_config must not contain the key 'type'")
     ids = [item.id for item in items]
@@ -266,8 +295,7 @@ async def run_eval(
             task = bar.add_task(
                 _describe(correct, len(done)), total=len(items), completed=len(done)
             )
-            for item in pending:
-                record = await _run_item(item, answer_fn)
+            async for item, record in _records(pending, answer_fn, concurrency):
                 writer.write(record)
                 done[item.id] = record
                 correct += bool(record["correct"])

@@ -24,10 +24,9 @@ CHUNKS = (b"GGUF" + b"\x01" * 1000, b"\x02" * 777, b"\x03" * 5)
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "cache"
     monkeypatch.setenv("SYSTEM2_CACHE", str(cache))
-    return cache
 
 
 def _parts_on_disk(tmp_path: Path) -> dict[PackageFile, Path]:
@@ -69,9 +68,9 @@ def _converted_dir(name: str) -> Path:
     return directory
 
 
-def test_cache_dir_follows_env(_isolated_cache: Path) -> None:
+def test_cache_dir_follows_env(tmp_path: Path) -> None:
     """The cache root is $SYSTEM2_CACHE when set."""
-    assert cache_dir() == _isolated_cache
+    assert cache_dir() == tmp_path / "cache"
 
 
 def test_catalog_entries_are_well_formed() -> None:
@@ -196,7 +195,7 @@ def test_resolve_accepts_local_directory(tmp_path: Path) -> None:
     """A local directory with a config.json resolves to itself; other paths are errors."""
     local = tmp_path / "my-model"
     local.mkdir()
-    with pytest.raises(CatalogError, match="config.json"):
+    with pytest.raises(CatalogError, match=r"config\.json"):
         resolve(str(local))
     (local / "config.json").write_text("{}")
     (local / "model.safetensors").write_bytes(b"w")

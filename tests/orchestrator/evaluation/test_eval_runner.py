@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.evaluation import EvalItem, RunConfigMismatchError, read_records, run_eval
+from orchestrator.evaluation import (
+    EvalItem,
+    RunConfigMismatchError,
+    load_dataset,
+    read_records,
+    run_eval,
+)
 from orchestrator.types import Answer, Query, Trace, Usage
 
 CONFIG = {"name": "scripted", "strategy": "greedy", "k": 1}
@@ -195,3 +201,39 @@ async def test_progress_bar_renders(tmp_path: Path) -> None:
         console=console,
     )
     assert "accuracy 100.0% (2/2)" in buffer.getvalue()
+
+
+async def test_code_items_are_scored_in_the_sandbox(tmp_path: Path) -> None:
+    """The runner scores HumanEval answers by running their tests (off the event loop)."""
+    items = load_dataset("humaneval", limit=2, seed=0)
+    script = {
+        items[0].id: items[0].metadata["canonical_solution"],
+        items[1].id: "    return []\n",
+    }
+    summary = await run_eval(
+        items,
+        scripted_answer_fn_for(script),
+        tmp_path / "code.jsonl",
+        run_config={},
+        progress=False,
+    )
+    records = item_lines(tmp_path / "code.jsonl")
+    assert [r["correct"] for r in records] == [True, False]
+    assert records[1]["detail"] == "tests failed: AssertionError"
+    assert summary.accuracy == 0.5
+
+
+
+async def test_concurrent_run_records_every_item_once(tmp_path: Path) -> None:
+    """With several items in flight, every item is recorded exactly once and scored."""
+    out = tmp_path / "run.jsonl"
+    summary = await run_eval(
+        make_items(),
+        scripted_answer_fn_for(ALL_RIGHT),
+        out,
+        run_config=CONFIG,
+        progress=False,
+        concurrency=3,
+    )
+    assert summary.n == 4 and summary.correct == 4
+    assert sorted(r["id"] for r in item_lines(out)) == ["q0", "q1", "q2", "q3"]

@@ -1,0 +1,125 @@
+"""GSM-Symbolic accuracy vs compute: greedy, SC@5 and SC@10 on the embedded model.
+
+Runs each strategy over the same items (one model load shared by all), writing resumable
+run files under ``results/runs/`` (rerun to resume), then prints the comparison table,
+writes ``results/gsm_strategies.json`` and a plot of accuracy against generated tokens.
+It also reports the orchestrator overhead: wall time a query spent outside worker calls,
+over its total wall time.
+
+Run: python -m benchmarks.gsm_strategies [--limit 30] [--seed 1234] [--concurrency 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import RESULTS, report
+from orchestrator import GreedyConfig, Orchestrator, SelfConsistencyConfig, StrategyConfig
+from orchestrator.evaluation import (
+    compare,
+    load_dataset,
+    load_run,
+    plot_accuracy_vs_tokens,
+    run_eval,
+)
+from policies import FixedPolicy
+from workers.transformers_worker import TransformersWorker
+
+MAX_TOKENS = 384
+
+
+def strategies(seed: int) -> dict[str, StrategyConfig]:
+    return {
+        "greedy": GreedyConfig(max_tokens=MAX_TOKENS),
+        "sc@5": SelfConsistencyConfig(n=5, temperature=0.7, max_tokens=MAX_TOKENS, seed=seed),
+        "sc@10": SelfConsistencyConfig(n=10, temperature=0.7, max_tokens=MAX_TOKENS, seed=seed),
+    }
+
+
+def overhead(path: Path) -> dict[str, float]:
+    """Share of query wall time spent outside worker calls, over all queries of a run."""
+    wall = worker = 0.0
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        if record.get("type") != "item" or not record.get("trace"):
+            continue
+        trace = record["trace"]
+        wall += float(record["seconds"])
+        worker += sum(float(g["seconds"]) for g in trace["generations"])
+    return {"wall_s": wall, "worker_s": worker, "overhead": (wall - worker) / wall if wall else 0.0}
+
+
+async def run(args: argparse.Namespace) -> None:
+    items = load_dataset("gsm_symbolic", limit=args.limit, seed=args.seed)
+    worker = TransformersWorker.load(args.model, model_name=args.model, threads=args.threads)
+    runs_dir = RESULTS / "runs"
+    rows: list[dict[str, Any]] = []
+    for name, strategy in strategies(args.seed).items():
+        if args.only and name not in args.only:
+            continue
+        orch = Orchestrator({args.model: worker}, FixedPolicy((args.model,), strategy))
+        out = runs_dir / f"gsm_{name.replace('@', '')}.jsonl"
+        run_config = {
+            "name": name,
+            "dataset": "gsm_symbolic",
+            "limit": args.limit,
+            "seed": args.seed,
+            "model": args.model,
+            "strategy": strategy.model_dump(),
+        }
+        started = time.perf_counter()
+        summary = await run_eval(
+            items, orch.answer, out, run_config=run_config, concurrency=args.concurrency
+        )
+        elapsed = time.perf_counter() - started
+        (row,) = compare([load_run(out)])
+        cost = overhead(out)
+        rows.append(
+            {
+                "strategy": name,
+                "items": summary.n,
+                "accuracy": summary.accuracy,
+                "tokens_mean": summary.completion_tokens_mean,
+                "tokens_total": summary.completion_tokens_total,
+                "query_s_mean": summary.seconds_mean,
+                "run_wall_s_this_session": elapsed,
+                "overhead": cost["overhead"],
+                "failures": summary.failures,
+                "name": row.name,
+            }
+        )
+    await worker.close()
+    plot = RESULTS / "gsm_strategies.png"
+    plot_accuracy_vs_tokens(compare([load_run(runs_dir / f"gsm_{r['strategy'].replace('@', '')}.jsonl") for r in rows]), plot)
+    report(
+        "gsm_strategies",
+        rows,
+        summary={
+            "model": args.model,
+            "items": args.limit,
+            "seed": args.seed,
+            "concurrency": args.concurrency,
+            "plot": str(plot),
+        },
+        title=f"GSM-Symbolic, {args.model}, {args.limit} items, seed {args.seed}",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct")
+    parser.add_argument("--limit", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=4, help="items in flight at once")
+    parser.add_argument("--only", nargs="*", help="run only these strategies")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
