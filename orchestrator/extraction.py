@@ -172,17 +172,18 @@ _UNIT_WORDS = re.compile(r"(.*?[0-9])\s+[A-Za-z]{2,}(?:\s+[A-Za-z]+)*\.?", re.DO
 
 def _boxed_contents(text: str) -> list[str]:
     """The contents of every balanced ``\\boxed{...}``, nested braces included, in order."""
+    closing: dict[int, int] = {}  # one pass pairs every brace: linear even for 1000 \boxed{
+    stack: list[int] = []
+    for i, ch in enumerate(text):
+        if ch == "{":
+            stack.append(i)
+        elif ch == "}" and stack:
+            closing[stack.pop()] = i
     out: list[str] = []
     for m in _BOXED.finditer(text):
-        depth, start = 1, m.end()
-        for i in range(start, len(text)):
-            if text[i] == "{":
-                depth += 1
-            elif text[i] == "}":
-                depth -= 1
-                if depth == 0:
-                    out.append(text[start:i])
-                    break
+        end = closing.get(m.end() - 1)
+        if end is not None:
+            out.append(text[m.end() : end])
     return out
 
 

@@ -89,6 +89,9 @@ def eval_(
     limit: Annotated[int, typer.Option(min=1, help="number of items")] = 30,
     seed: Annotated[int, typer.Option(help="seed that generates / selects the items")] = 0,
     retry_failed: Annotated[bool, typer.Option(help="rerun items recorded as failed")] = False,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="items in flight at once (lets the worker batch them)")
+    ] = 1,
 ) -> None:
     """Evaluate a config on a dataset; resumable, with a summary table at the end."""
     from orchestrator.evaluation import load_dataset, print_summary, run_eval
@@ -110,7 +113,12 @@ def eval_(
     async def run() -> None:
         async with orch:
             summary = await run_eval(
-                items, orch.answer, out, run_config=run_config, retry_failed=retry_failed
+                items,
+                orch.answer,
+                out,
+                run_config=run_config,
+                retry_failed=retry_failed,
+                concurrency=concurrency,
             )
         print_summary(summary, console=console)
 

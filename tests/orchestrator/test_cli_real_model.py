@@ -1,0 +1,54 @@
+"""`system2 ask` and `system2 eval` end to end on a real model (SmolLM2-135M-Instruct)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.cli.main import app
+
+pytestmark = pytest.mark.slow
+
+
+def _config(tmp_path: Path, model: str) -> Path:
+    path = tmp_path / "small.yaml"
+    path.write_text(
+        f"""
+models:
+  small: {{kind: transformers, model: {model}, threads: 2}}
+policy: {{kind: fixed, models: [small]}}
+strategy: {{kind: self_consistency, n: 3, max_tokens: 48, seed: 0}}
+logging: {{level: warning}}
+"""
+    )
+    return path
+
+
+def test_ask_returns_an_answer_with_trace(tmp_path: Path, small_model_name: str) -> None:
+    """`ask --json` prints an Answer whose trace holds every sample and real usage."""
+    result = CliRunner().invoke(
+        app, ["ask", "What is 2 + 3?", "--config", str(_config(tmp_path, small_model_name)), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert len(answer["trace"]["candidates"]) == 3
+    usage = answer["usage"]["per_model"]["small"]
+    assert usage["completion_tokens"] > 0 and usage["seconds"] > 0
+    assert answer["status"] in {"ok", "no_answer"}
+
+
+def test_eval_writes_a_resumable_run(tmp_path: Path, small_model_name: str) -> None:
+    """`eval` scores items into a run file; a rerun finds nothing left to do."""
+    config = _config(tmp_path, small_model_name)
+    out = tmp_path / "run.jsonl"
+    args = ["eval", "basic_arithmetic", "--config", str(config), "--limit", "2", "--out", str(out)]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    lines = out.read_text().splitlines()
+    assert len(lines) == 3  # header + 2 items
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert out.read_text().splitlines() == lines
