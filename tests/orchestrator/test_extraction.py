@@ -336,9 +336,7 @@ def test_extract_answer_unknown_task() -> None:
 
 # Noise without digits, backslashes (no \boxed) or '#' (no ####): it must not add an answer.
 _NOISE = st.text(
-    alphabet=st.characters(
-        blacklist_categories=("Nd", "Cs"), blacklist_characters="\\#0123456789"
-    ),
+    alphabet=st.characters(blacklist_categories=("Nd", "Cs"), blacklist_characters="\\#0123456789"),
     max_size=40,
 )
 

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 from pathlib import Path
 
 import pytest
 
 from workers.catalog import CATALOG, CatalogEntry, PackageFile, is_pulled, list_models, resolve
+from workers.catalog.gguf_check import check_gguf
 from workers.catalog.join import assemble
 from workers.catalog.manifest import Manifest, hash_weights, write_manifest
+from workers.catalog.packages import locate_part, record_sha256
 from workers.catalog.paths import MANIFEST_NAME, cache_dir, model_dir
 from workers.catalog.store import get_entry, pull
 from workers.errors import (
     CatalogError,
     ChecksumMismatchError,
     ModelNotPulledError,
+    PullError,
     UnknownModelError,
 )
 
@@ -202,3 +206,93 @@ def test_resolve_accepts_local_directory(tmp_path: Path) -> None:
     assert resolve(str(local)) == local
     with pytest.raises(CatalogError, match="no model directory"):
         resolve(str(tmp_path / "missing"))
+
+
+def _hf_dir_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[CatalogEntry, Path]:
+    """A synthetic ready-made HF directory registered in the catalog, with pip stubbed out."""
+    source = tmp_path / "pkg" / "model"
+    (source / "1_Pooling").mkdir(parents=True)
+    (source / "config.json").write_text("{}")
+    (source / "1_Pooling" / "config.json").write_text("{}")
+    weights = source / "model.safetensors"
+    weights.write_bytes(b"embedder weights")
+    part = PackageFile("no-such-embedder", "0.0.0", "pkg/model/model.safetensors")
+    entry = CatalogEntry(
+        name="tiny-embedder",
+        kind="sentence_embedder",
+        description="synthetic",
+        license="none",
+        parts=(part,),
+        sha256=hashlib.sha256(b"embedder weights").hexdigest(),
+        size_bytes=len(b"embedder weights"),
+        source_format="hf_dir",
+    )
+    monkeypatch.setitem(CATALOG, entry.name, entry)
+    monkeypatch.setattr("workers.catalog.store.ensure_installed", lambda packages: [])
+    return entry, weights
+
+
+def test_pull_copies_hf_dir_and_writes_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pulling a ready-made directory copies it whole and resolve then verifies its weights."""
+    entry, weights = _hf_dir_entry(tmp_path, monkeypatch)
+    directory = pull(entry.name, progress=False, locate=lambda part: weights)
+    assert directory == model_dir(entry.name)
+    assert (directory / "1_Pooling" / "config.json").is_file()
+    manifest = json.loads((directory / MANIFEST_NAME).read_text())
+    assert manifest["weights"] == {"model.safetensors": entry.sha256}
+    assert resolve(entry.name) == directory
+    assert not list(directory.parent.glob(".*"))  # no staging directory left behind
+
+
+def test_pull_rejects_corrupted_hf_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ready-made directory whose weights differ from the catalog fails, naming the file."""
+    entry, weights = _hf_dir_entry(tmp_path, monkeypatch)
+    weights.write_bytes(b"embedder weightz")
+    with pytest.raises(ChecksumMismatchError, match=r"model\.safetensors"):
+        pull(entry.name, progress=False, locate=lambda part: weights)
+    assert not model_dir(entry.name).exists()
+    assert not list(model_dir(entry.name).parent.glob(".*"))
+
+
+def test_check_gguf_rejects_non_gguf(tmp_path: Path) -> None:
+    """A file without the GGUF magic is refused before conversion."""
+    located = _parts_on_disk(tmp_path)
+    entry = _entry(tuple(located))
+    bogus = tmp_path / "bogus.gguf"
+    bogus.write_bytes(b"PK\x03\x04 not a gguf")
+    with pytest.raises(PullError, match="not a GGUF"):
+        check_gguf(entry, bogus)
+
+
+def test_locate_part_uses_installed_record() -> None:
+    """Parts are found through an installed distribution's RECORD, whose hash they match."""
+    version = importlib.metadata.version("pytest")
+    part = PackageFile("pytest", version, "pytest/__init__.py")
+    path = locate_part(part)
+    assert path.name == "__init__.py"
+    assert record_sha256(part) == hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(PullError, match="catalog needs"):
+        locate_part(PackageFile("pytest", "0.0.1", "pytest/__init__.py"))
+    with pytest.raises(PullError, match="not listed"):
+        locate_part(PackageFile("pytest", version, "pytest/no_such_file.py"))
+    with pytest.raises(PullError, match="not installed"):
+        locate_part(PackageFile("no-such-dist-anywhere", "1.0", "x.py"))
+
+
+def test_cli_reports_errors_with_exit_code_2() -> None:
+    """`models pull` of an unknown name prints the error and exits 2; `models list` shows all."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.models_cmd import app
+
+    runner = CliRunner()
+    failed = runner.invoke(app, ["pull", "gpt-5"])
+    assert failed.exit_code == 2
+    assert "unknown model 'gpt-5'" in failed.output
+    assert failed.exception is None or isinstance(failed.exception, SystemExit)
+    listed = runner.invoke(app, ["list"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0
+    for name in CATALOG:
+        assert name in listed.output

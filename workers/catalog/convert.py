@@ -9,6 +9,7 @@ from typing import Any
 import structlog
 
 from workers.catalog.entries import CatalogEntry
+from workers.catalog.gguf_check import gguf_metadata
 from workers.errors import PullError
 
 __all__ = ["DTYPES", "convert_gguf"]
@@ -44,13 +45,19 @@ def _convert(entry: CatalogEntry, gguf: Path, out_dir: Path, *, dtype: str) -> N
     source = dict(pretrained_model_name_or_path=str(gguf.parent), gguf_file=gguf.name)
     try:
         model: Any = AutoModelForCausalLM.from_pretrained(**source, dtype=getattr(torch, dtype))
-        tokenizer = AutoTokenizer.from_pretrained(**source)
+        tokenizer: Any = AutoTokenizer.from_pretrained(**source)
     except Exception as exc:  # transformers raises many kinds; all mean "cannot convert"
         raise PullError(f"transformers could not load {gguf}: {exc}") from exc
     # A GGUF-loaded model keeps its quantizer state, which makes save_pretrained refuse.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+    # transformers' GGUF tokenizer ignores this flag (Gemma 3 then loses its <bos> and babbles).
+    add_bos = gguf_metadata(gguf, ("tokenizer.ggml.add_bos_token",))
+    if add_bos["tokenizer.ggml.add_bos_token"] is True:
+        tokenizer.add_bos_token = True
+        if tokenizer("x")["input_ids"][0] != tokenizer.bos_token_id:
+            raise PullError(f"{entry.name}: could not make the tokenizer add <bos>")
     if entry.eos_token_ids:
         model.generation_config.eos_token_id = list(entry.eos_token_ids)
     if entry.chat_template and not getattr(tokenizer, "chat_template", None):

