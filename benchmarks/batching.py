@@ -28,7 +28,9 @@ async def measure(model: str, n: int, max_tokens: int, threads: int) -> list[dic
     worker = TransformersWorker.load(model, threads=threads)
     params = SamplingParams(n=1, temperature=0.8, max_tokens=max_tokens, seed=0)
     # Warm-up: the first forward passes allocate and are slower.
-    await worker.generate(GenerateRequest(prompt=PROMPT, params=params.model_copy(update={"max_tokens": 8})))
+    await worker.generate(
+        GenerateRequest(prompt=PROMPT, params=params.model_copy(update={"max_tokens": 8}))
+    )
 
     started = time.perf_counter()
     sequential = [

@@ -95,7 +95,10 @@ async def run(args: argparse.Namespace) -> None:
         )
     await worker.close()
     plot = RESULTS / "gsm_strategies.png"
-    plot_accuracy_vs_tokens(compare([load_run(runs_dir / f"gsm_{r['strategy'].replace('@', '')}.jsonl") for r in rows]), plot)
+    plot_accuracy_vs_tokens(
+        compare([load_run(runs_dir / f"gsm_{r['strategy'].replace('@', '')}.jsonl") for r in rows]),
+        plot,
+    )
     report(
         "gsm_strategies",
         rows,

@@ -16,4 +16,4 @@ def small_model_name() -> Iterator[str]:
 
     if not is_pulled(SMALL_MODEL):
         pull(SMALL_MODEL, progress=False)
-    yield SMALL_MODEL
+    return SMALL_MODEL

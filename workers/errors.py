@@ -1,12 +1,12 @@
 """Errors raised by workers and the model catalog.
 
-    System2WorkerError
-    ├── WorkerFailure            a backend failed to answer (crashed, timed out, garbage)
-    └── CatalogError
-        ├── UnknownModelError    the name is not in the catalog (lists the known ones)
-        ├── ModelNotPulledError  the weights are not installed (says the pull command)
-        ├── ChecksumMismatchError  a joined file's sha256 differs from the catalog's
-        └── PullError            installing or converting failed
+System2WorkerError
+├── WorkerFailure            a backend failed to answer (crashed, timed out, garbage)
+└── CatalogError
+    ├── UnknownModelError    the name is not in the catalog (lists the known ones)
+    ├── ModelNotPulledError  the weights are not installed (says the pull command)
+    ├── ChecksumMismatchError  a joined file's sha256 differs from the catalog's
+    └── PullError            installing or converting failed
 """
 
 from __future__ import annotations

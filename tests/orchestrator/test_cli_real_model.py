@@ -30,13 +30,15 @@ logging: {{level: warning}}
 def test_ask_returns_an_answer_with_trace(tmp_path: Path, small_model_name: str) -> None:
     """`ask --json` prints an Answer whose trace holds every sample and real usage."""
     result = CliRunner().invoke(
-        app, ["ask", "What is 2 + 3?", "--config", str(_config(tmp_path, small_model_name)), "--json"]
+        app,
+        ["ask", "What is 2 + 3?", "--config", str(_config(tmp_path, small_model_name)), "--json"],
     )
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
     assert len(answer["trace"]["candidates"]) == 3
     usage = answer["usage"]["per_model"]["small"]
-    assert usage["completion_tokens"] > 0 and usage["seconds"] > 0
+    assert usage["completion_tokens"] > 0
+    assert usage["seconds"] > 0
     assert answer["status"] in {"ok", "no_answer"}
 
 

@@ -33,7 +33,9 @@ async def test_greedy_answers_and_is_deterministic(worker: TransformersWorker) -
 async def test_generated_logprobs_agree_with_score(worker: TransformersWorker) -> None:
     """The log-probs reported while generating equal those score() computes afterwards."""
     params = SamplingParams(max_tokens=16, temperature=0.9, seed=11)
-    (completion,) = (await worker.generate(GenerateRequest(prompt=CAPITAL, params=params))).completions
+    (completion,) = (
+        await worker.generate(GenerateRequest(prompt=CAPITAL, params=params))
+    ).completions
     body = completion.text
     scored = await worker.score(ScoreRequest(prompt=CAPITAL, continuations=(body,)))
     (score,) = scored.scores

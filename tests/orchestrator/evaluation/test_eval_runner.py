@@ -223,7 +223,6 @@ async def test_code_items_are_scored_in_the_sandbox(tmp_path: Path) -> None:
     assert summary.accuracy == 0.5
 
 
-
 async def test_concurrent_run_records_every_item_once(tmp_path: Path) -> None:
     """With several items in flight, every item is recorded exactly once and scored."""
     out = tmp_path / "run.jsonl"
@@ -235,5 +234,6 @@ async def test_concurrent_run_records_every_item_once(tmp_path: Path) -> None:
         progress=False,
         concurrency=3,
     )
-    assert summary.n == 4 and summary.correct == 4
+    assert summary.n == 4
+    assert summary.correct == 4
     assert sorted(r["id"] for r in item_lines(out)) == ["q0", "q1", "q2", "q3"]
