@@ -1,0 +1,25 @@
+"""The runnable ``Example:`` blocks in docstrings stay true."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+import structlog
+
+MODULES = [
+    "orchestrator.extraction",
+    "orchestrator.aggregation.voting",
+    "orchestrator.orchestrator",
+    "policies.fixed",
+    "workers.scripted",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    """Every example in the module's docstrings runs and prints what it shows."""
+    with structlog.testing.capture_logs():  # log lines are not part of the examples' output
+        result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
