@@ -200,7 +200,9 @@ class TransformersWorker(Worker):
                     break
                 batch.append(item)
                 rows += _rows_of(item[0])
-            self._run(batch)
+            # A caller that gave up (cancelled) is skipped; once running, a job can no
+            # longer be cancelled, so setting its result below is always allowed.
+            self._run([job for job in batch if job[1].set_running_or_notify_cancel()])
             if stop_after:
                 return
 

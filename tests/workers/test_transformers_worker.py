@@ -80,3 +80,18 @@ async def test_model_error_reaches_every_caller_as_worker_failure() -> None:
         assert isinstance(outcome, WorkerFailure)
         assert "broken" in str(outcome)
         assert "out of memory" in str(outcome)
+
+
+async def test_cancelled_call_does_not_break_the_worker(worker: TransformersWorker) -> None:
+    """A caller cancelled while queued is skipped and later calls are still served."""
+    slow = asyncio.ensure_future(
+        worker.generate(GenerateRequest(prompt="abc", params=SamplingParams(max_tokens=30)))
+    )
+    queued = asyncio.ensure_future(worker.generate(GenerateRequest(prompt="def")))
+    await asyncio.sleep(0)
+    queued.cancel()
+    await slow
+    later = worker.generate(GenerateRequest(prompt="xyz", params=SamplingParams(max_tokens=3)))
+    result = await asyncio.wait_for(later, timeout=60)  # a dead model thread would hang here
+    assert len(result.completions) == 1
+    assert queued.cancelled()
