@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from orchestrator.prompts import PromptConfig
 from orchestrator.strategies.config import SelfConsistencyConfig, StrategyConfig
 from orchestrator.types import TaskType
-from policies import PolicyConfig
+from policies.config import PolicyConfig
 from workers.config import WorkerConfig
 
 __all__ = ["ConfigError", "LoggingConfig", "System2Config", "load_config", "parse_config"]

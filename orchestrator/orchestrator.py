@@ -21,7 +21,8 @@ from orchestrator.prompts import PromptConfig, build_prompt
 from orchestrator.recorder import CallRecorder
 from orchestrator.strategies import StrategyContext, run_strategy
 from orchestrator.types import Answer, Query, TaskType, Trace, Usage
-from policies import RoutingPolicy, build_policy
+from policies.base import RoutingPolicy
+from policies.config import build_policy
 from workers.base import Worker
 from workers.config import build_worker
 from workers.errors import WorkerFailure
@@ -103,7 +104,13 @@ class Orchestrator:
         trace = Trace(query_id=query.id, plan=plan.model_dump(mode="json"))
         calls = CallRecorder(self.workers, usage, trace)
         prompt = build_prompt(query, self.prompts.get(query.task))
-        ctx = StrategyContext(query=query, models=plan.models, prompt=prompt, calls=calls)
+        ctx = StrategyContext(
+            query=query,
+            models=plan.models,
+            prompt=prompt,
+            calls=calls,
+            vote_weights=plan.vote_weights,
+        )
         try:
             result = await run_strategy(ctx, plan.strategy)
         except WorkerFailure as exc:

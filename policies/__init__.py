@@ -1,15 +1,24 @@
-"""Deciding what to run: routing policies turn a query into a plan."""
+"""Deciding what to run: routing policies turn a query into a plan.
+
+Policies use orchestrator's data types and orchestrator builds policies, so: code inside
+``orchestrator`` imports this package's submodules (``policies.config``), never the package,
+and this package loads ``orchestrator`` before its own submodules. Either can then be
+imported first.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
-
-from pydantic import Field
-
-from orchestrator.strategies.config import StrategyConfig
+import orchestrator  # noqa: F401 - must finish initialising before policies.base imports it
 from policies.base import Plan, RoutingPolicy
+from policies.config import POLICY_BUILDERS, PolicyConfig, build_policy
 from policies.fixed import FixedPolicy, FixedPolicyConfig
+from policies.selection import (
+    Selection,
+    labelled_max_conf,
+    max_conf,
+    rank_models,
+    weighted_max_conf,
+)
 
 __all__ = [
     "POLICY_BUILDERS",
@@ -18,26 +27,10 @@ __all__ = [
     "Plan",
     "PolicyConfig",
     "RoutingPolicy",
+    "Selection",
     "build_policy",
+    "labelled_max_conf",
+    "max_conf",
+    "rank_models",
+    "weighted_max_conf",
 ]
-
-PolicyConfig = Annotated[FixedPolicyConfig, Field(discriminator="kind")]
-
-
-def _build_fixed(config: Any, default_strategy: StrategyConfig) -> RoutingPolicy:
-    return FixedPolicy(config.models, config.strategy or default_strategy)
-
-
-POLICY_BUILDERS: dict[str, Callable[[Any, StrategyConfig], RoutingPolicy]] = {
-    "fixed": _build_fixed,
-}
-
-
-def build_policy(config: PolicyConfig, default_strategy: StrategyConfig) -> RoutingPolicy:
-    """Build the policy a config names; unknown kinds list the known ones."""
-    try:
-        builder = POLICY_BUILDERS[config.kind]
-    except KeyError:
-        known = ", ".join(sorted(POLICY_BUILDERS))
-        raise ValueError(f"unknown policy kind {config.kind!r}; known: {known}") from None
-    return builder(config, default_strategy)

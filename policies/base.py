@@ -18,13 +18,17 @@ __all__ = ["Plan", "RoutingPolicy"]
 
 
 class Plan(BaseModel):
-    """Which models to run, with which strategy, and why."""
+    """Which models to run (in preference order), with which strategy, and why."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     models: tuple[str, ...] = Field(min_length=1)
     strategy: StrategyConfig
     confidences: Mapping[str, float] = Field(default_factory=dict)
+    vote_weights: Mapping[str, float] = Field(
+        default_factory=dict,
+        description="per-model vote weight; empty means one vote per candidate",
+    )
     reason: str = ""
 
 

@@ -13,6 +13,7 @@ MODULES = [
     "orchestrator.aggregation.voting",
     "orchestrator.orchestrator",
     "policies.fixed",
+    "policies.selection",
     "workers.scripted",
 ]
 

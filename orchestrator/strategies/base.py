@@ -7,7 +7,7 @@ into candidates with ``ctx.candidates``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,8 @@ class StrategyContext:
     models: tuple[str, ...]
     prompt: Prompt
     calls: CallRecorder
+    #: Per-model vote weights from the plan; empty means one vote per candidate.
+    vote_weights: Mapping[str, float] = field(default_factory=dict)
 
     def candidates(self, result: GenerateResult) -> list[Candidate]:
         """Extract an answer from each completion and keep every candidate in the trace."""

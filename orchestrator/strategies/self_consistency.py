@@ -1,6 +1,9 @@
 """``self_consistency`` (Wang et al., arXiv 2203.11171): sample ``n`` reasoning paths per
 planned model, extract each final answer, return the most frequent.
 
+With vote weights in the plan (e.g. SelectLLM's WEIGHTEDMAXCONF), each candidate votes with
+its model's weight; tied answers go to the model listed first in the plan.
+
 With ``early_stop`` the samples are drawn in rounds and sampling stops once the vote is
 settled (see ``EarlyStopConfig``). Sample i of a model always uses seed + i, so a seeded
 run draws the same paths with or without early stopping; it just stops sooner.
@@ -10,7 +13,12 @@ from __future__ import annotations
 
 import asyncio
 
-from orchestrator.aggregation.voting import VoteResult, decisive_reason, majority_vote
+from orchestrator.aggregation.voting import (
+    VoteResult,
+    decisive_reason,
+    majority_vote,
+    weighted_vote,
+)
 from orchestrator.strategies.base import StrategyContext, StrategyResult
 from orchestrator.strategies.config import SelfConsistencyConfig
 from orchestrator.types import Candidate
@@ -37,11 +45,11 @@ async def run_self_consistency(
         for result in results:
             candidates += ctx.candidates(result)
         drawn += size
-        vote = majority_vote([c.answer for c in candidates])
+        vote = _vote(candidates, ctx)
         if config.early_stop is not None and drawn < config.n:
             stop_reason = decisive_reason(
                 vote.counts,
-                remaining=(config.n - drawn) * len(ctx.models),
+                remaining=(config.n - drawn) * _weight_per_round(ctx),
                 min_margin=config.early_stop.min_margin,
                 min_votes=config.early_stop.min_samples,
             )
@@ -66,6 +74,23 @@ def _params(config: SelfConsistencyConfig, n: int, offset: int) -> SamplingParam
         max_tokens=config.max_tokens,
         seed=None if config.seed is None else config.seed + offset,
     )
+
+
+def _vote(candidates: list[Candidate], ctx: StrategyContext) -> VoteResult:
+    answers = [c.answer for c in candidates]
+    if not ctx.vote_weights:
+        return majority_vote(answers)
+    weights = [ctx.vote_weights.get(c.model, 0.0) for c in candidates]
+    by_rank = sorted(candidates, key=lambda c: ctx.models.index(c.model))
+    tie_break = [c.answer for c in by_rank if c.answer is not None]
+    return weighted_vote(answers, weights, tie_break=tie_break)
+
+
+def _weight_per_round(ctx: StrategyContext) -> float:
+    """Total vote weight one more sample from every planned model adds."""
+    if not ctx.vote_weights:
+        return float(len(ctx.models))
+    return sum(ctx.vote_weights.get(m, 0.0) for m in ctx.models)
 
 
 def _representative(candidates: list[Candidate], vote: VoteResult) -> Candidate | None:

@@ -161,3 +161,36 @@ def test_policy_model_without_worker_is_refused() -> None:
         Orchestrator(
             {"m0": ScriptedWorker("m0", cycle_texts(["x"]))}, FixedPolicy(("m9",), GreedyConfig())
         )
+
+
+class _WeightedPolicy(FixedPolicy):
+    """A fixed plan that carries per-model vote weights, like WEIGHTEDMAXCONF's."""
+
+    def __init__(self, models: tuple[str, ...], weights: dict[str, float]) -> None:
+        super().__init__(models, SelfConsistencyConfig(n=2))
+        self._plan = self._plan.model_copy(update={"vote_weights": weights})
+
+
+async def test_weighted_vote_follows_model_weights() -> None:
+    """A confident model's answer beats a more numerous but less confident majority."""
+    workers: dict[str, Worker] = {
+        "strong": ScriptedWorker("strong", cycle_texts(["The answer is 10."])),
+        "weak1": ScriptedWorker("weak1", cycle_texts(["The answer is 11."])),
+        "weak2": ScriptedWorker("weak2", cycle_texts(["The answer is 11."])),
+    }
+    weights = {"strong": 0.9, "weak1": 0.2, "weak2": 0.2}
+    orch = Orchestrator(workers, _WeightedPolicy(("strong", "weak1", "weak2"), weights))
+    answer = await orch.answer("q")
+    assert answer.answer == "10"
+    assert answer.trace.vote is not None
+    assert answer.trace.vote.counts == pytest.approx({"10": 1.8, "11": 0.8})
+
+
+async def test_weighted_tie_goes_to_first_planned_model() -> None:
+    """Answers with equal weight go to the model the plan lists first."""
+    workers: dict[str, Worker] = {
+        "fast": ScriptedWorker("fast", cycle_texts(["The answer is 1."])),
+        "slow": ScriptedWorker("slow", cycle_texts(["The answer is 2."])),
+    }
+    orch = Orchestrator(workers, _WeightedPolicy(("slow", "fast"), {"fast": 0.5, "slow": 0.5}))
+    assert (await orch.answer("q")).answer == "2"

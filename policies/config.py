@@ -1,0 +1,35 @@
+"""Policy configs (one per ``kind``) and the explicit registry that builds policies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from orchestrator.strategies.config import StrategyConfig
+from policies.base import RoutingPolicy
+from policies.fixed import FixedPolicy, FixedPolicyConfig
+
+__all__ = ["POLICY_BUILDERS", "PolicyConfig", "build_policy"]
+
+PolicyConfig = Annotated[FixedPolicyConfig, Field(discriminator="kind")]
+
+
+def _build_fixed(config: Any, default_strategy: StrategyConfig) -> RoutingPolicy:
+    return FixedPolicy(config.models, config.strategy or default_strategy)
+
+
+POLICY_BUILDERS: dict[str, Callable[[Any, StrategyConfig], RoutingPolicy]] = {
+    "fixed": _build_fixed,
+}
+
+
+def build_policy(config: PolicyConfig, default_strategy: StrategyConfig) -> RoutingPolicy:
+    """Build the policy a config names; unknown kinds list the known ones."""
+    try:
+        builder = POLICY_BUILDERS[config.kind]
+    except KeyError:
+        known = ", ".join(sorted(POLICY_BUILDERS))
+        raise ValueError(f"unknown policy kind {config.kind!r}; known: {known}") from None
+    return builder(config, default_strategy)
