@@ -9,11 +9,28 @@ from pydantic import Field
 
 from orchestrator.strategies.config import StrategyConfig
 from policies.base import RoutingPolicy
+from policies.baselines import (
+    AllModelsPolicy,
+    AllModelsPolicyConfig,
+    CascadePolicy,
+    CascadePolicyConfig,
+    RandomSubsetPolicy,
+    RandomSubsetPolicyConfig,
+    RoundRobinPolicy,
+    RoundRobinPolicyConfig,
+)
 from policies.fixed import FixedPolicy, FixedPolicyConfig
 
 __all__ = ["POLICY_BUILDERS", "PolicyConfig", "build_policy"]
 
-PolicyConfig = Annotated[FixedPolicyConfig, Field(discriminator="kind")]
+PolicyConfig = Annotated[
+    FixedPolicyConfig
+    | AllModelsPolicyConfig
+    | RandomSubsetPolicyConfig
+    | RoundRobinPolicyConfig
+    | CascadePolicyConfig,
+    Field(discriminator="kind"),
+]
 
 
 def _build_fixed(config: Any, default_strategy: StrategyConfig) -> RoutingPolicy:
@@ -22,6 +39,12 @@ def _build_fixed(config: Any, default_strategy: StrategyConfig) -> RoutingPolicy
 
 POLICY_BUILDERS: dict[str, Callable[[Any, StrategyConfig], RoutingPolicy]] = {
     "fixed": _build_fixed,
+    "all": lambda c, default: AllModelsPolicy(c.models, c.strategy or default),
+    "random": lambda c, default: RandomSubsetPolicy(
+        c.models, c.strategy or default, k=c.k, seed=c.seed
+    ),
+    "round_robin": lambda c, default: RoundRobinPolicy(c.models, c.strategy or default),
+    "cascade": lambda c, default: CascadePolicy(c.models, c.strategy),
 }
 
 

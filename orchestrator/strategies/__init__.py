@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 from orchestrator.strategies.base import StrategyContext, StrategyFn, StrategyResult
+from orchestrator.strategies.cascade import run_cascade
 from orchestrator.strategies.config import (
+    CascadeConfig,
+    CoderRerankerConfig,
+    CoderReviewerRerankerConfig,
     EarlyStopConfig,
     GreedyConfig,
+    RandomRerankerConfig,
+    RerankConfig,
+    RerankerConfig,
+    RSARerankerConfig,
     SampleConfig,
     SelfConsistencyConfig,
     StrategyConfig,
 )
 from orchestrator.strategies.greedy import run_greedy
+from orchestrator.strategies.rerank import run_rerank
 from orchestrator.strategies.sample import run_sample
 from orchestrator.strategies.self_consistency import run_self_consistency
 
 __all__ = [
     "STRATEGIES",
+    "CascadeConfig",
+    "CoderRerankerConfig",
+    "CoderReviewerRerankerConfig",
     "EarlyStopConfig",
     "GreedyConfig",
+    "RSARerankerConfig",
+    "RandomRerankerConfig",
+    "RerankConfig",
+    "RerankerConfig",
     "SampleConfig",
     "SelfConsistencyConfig",
     "StrategyConfig",
@@ -31,6 +47,8 @@ STRATEGIES: dict[str, StrategyFn] = {
     "greedy": run_greedy,
     "sample": run_sample,
     "self_consistency": run_self_consistency,
+    "cascade": run_cascade,
+    "rerank": run_rerank,
 }
 
 

@@ -7,8 +7,15 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "CascadeConfig",
+    "CoderRerankerConfig",
+    "CoderReviewerRerankerConfig",
     "EarlyStopConfig",
     "GreedyConfig",
+    "RSARerankerConfig",
+    "RandomRerankerConfig",
+    "RerankConfig",
+    "RerankerConfig",
     "SampleConfig",
     "SelfConsistencyConfig",
     "StrategyConfig",
@@ -62,6 +69,63 @@ class SelfConsistencyConfig(_Strict):
     early_stop: EarlyStopConfig | None = None
 
 
+class CascadeConfig(_Strict):
+    """Self-consistency on each planned model in turn until a vote is decisive."""
+
+    kind: Literal["cascade"] = "cascade"
+    stage: SelfConsistencyConfig = SelfConsistencyConfig(n=3)
+    min_margin: float = Field(
+        default=0.6, gt=0.0, le=1.0, description="a stage at or above this margin stops"
+    )
+
+
+class RSARerankerConfig(_Strict):
+    """CodeRSA (arXiv 2502.15835): describe each candidate, score the listener matrix."""
+
+    kind: Literal["rsa"] = "rsa"
+    describe_max_tokens: int = Field(default=96, ge=1)
+
+
+class CoderRerankerConfig(_Strict):
+    """Coder baseline: argmax log P(candidate | instruction)."""
+
+    kind: Literal["coder"] = "coder"
+
+
+class CoderReviewerRerankerConfig(_Strict):
+    """Coder-Reviewer baseline: argmax log P(c | I) + log P(I | c)."""
+
+    kind: Literal["coder_reviewer"] = "coder_reviewer"
+
+
+class RandomRerankerConfig(_Strict):
+    """Random baseline; ``seed`` None draws a fresh choice each query."""
+
+    kind: Literal["random"] = "random"
+    seed: int | None = None
+
+
+RerankerConfig = Annotated[
+    RSARerankerConfig | CoderRerankerConfig | CoderReviewerRerankerConfig | RandomRerankerConfig,
+    Field(discriminator="kind"),
+]
+
+
+class RerankConfig(_Strict):
+    """``n`` samples from the first planned model, reranked by the same model; candidates
+    without an extracted answer are dropped before reranking."""
+
+    kind: Literal["rerank"] = "rerank"
+    n: int = Field(default=10, ge=1)
+    temperature: float = Field(default=1.2, gt=0.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    top_k: int = Field(default=0, ge=0)
+    max_tokens: int = Field(default=512, ge=1)
+    seed: int | None = None
+    reranker: RerankerConfig = RSARerankerConfig()
+
+
 StrategyConfig = Annotated[
-    GreedyConfig | SampleConfig | SelfConsistencyConfig, Field(discriminator="kind")
+    GreedyConfig | SampleConfig | SelfConsistencyConfig | CascadeConfig | RerankConfig,
+    Field(discriminator="kind"),
 ]

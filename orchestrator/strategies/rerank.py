@@ -1,0 +1,94 @@
+"""``rerank``: sample ``n`` candidates from the first planned model, drop those with no
+extracted answer, and let a reranker (CodeRSA by default, arXiv 2502.15835) pick one with
+the same model. Nothing is executed: the pick uses the model's log-probs only.
+
+What the reranker reads: for code tasks the extracted code of each candidate and the query
+text as ``I_0``; for other tasks each candidate's full text and the question (with its
+choices, for multiple choice) as ``I_0``. ``extra["rerank"]`` keeps which candidates were
+kept and dropped, the reranker's scores and matrices, and its calls, tokens and seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from orchestrator.aggregation.rerankers import RerankTask, build_reranker
+from orchestrator.strategies.base import StrategyContext, StrategyResult
+from orchestrator.strategies.config import RerankConfig
+from orchestrator.types import Candidate, GenerationRecord, Query
+from workers.base import GenerateRequest, SamplingParams
+
+__all__ = ["rerank_task", "run_rerank"]
+
+
+async def run_rerank(ctx: StrategyContext, config: RerankConfig) -> StrategyResult:
+    model = ctx.models[0]
+    params = SamplingParams(
+        n=config.n,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        top_k=config.top_k,
+        max_tokens=config.max_tokens,
+        seed=config.seed,
+    )
+    request = GenerateRequest(prompt=ctx.prompt, params=params, request_id=ctx.query.id)
+    candidates = ctx.candidates(await ctx.calls.generate(model, request))
+    kept = [i for i, c in enumerate(candidates) if c.answer is not None]
+    record: dict[str, Any] = {
+        "reranker": config.reranker.kind,
+        "kept": kept,
+        "dropped": [i for i, c in enumerate(candidates) if c.answer is None],
+    }
+    if not kept:
+        return StrategyResult(
+            answer=None, chosen=None, candidates=candidates, extra={"rerank": record}
+        )
+
+    reranker = build_reranker(**config.reranker.model_dump())
+    task = rerank_task(ctx.query, [candidates[i] for i in kept])
+    first_call = len(ctx.calls.trace.generations)
+    started = time.perf_counter()
+    ranking = await reranker.rerank(ctx.calls, model, task)
+    wall = time.perf_counter() - started
+    chosen = candidates[kept[ranking.best]]
+    record.update(
+        chosen=kept[ranking.best],
+        scores=list(ranking.scores),
+        **ranking.details,
+        usage=_usage(ctx.calls.trace.generations[first_call:], wall),
+    )
+    return StrategyResult(
+        answer=chosen.answer, chosen=chosen, candidates=candidates, extra={"rerank": record}
+    )
+
+
+def rerank_task(query: Query, candidates: list[Candidate]) -> RerankTask:
+    """The reranker's view of ``candidates``: code and the query text for code tasks, the
+    full texts and the question (with its choices) otherwise."""
+    if query.task == "code":
+        return RerankTask(
+            instruction=query.text,
+            candidates=tuple(c.answer or "" for c in candidates),
+            code=True,
+            entry_point=query.entry_point,
+            request_id=query.id,
+        )
+    choices = "\n".join(f"({chr(ord('A') + i)}) {c}" for i, c in enumerate(query.choices))
+    instruction = f"{query.text}\n\n{choices}" if choices else query.text
+    return RerankTask(
+        instruction=instruction,
+        candidates=tuple(c.text for c in candidates),
+        request_id=query.id,
+    )
+
+
+def _usage(records: list[GenerationRecord], wall_seconds: float) -> dict[str, float]:
+    """What the reranking calls cost (sampling excluded)."""
+    return {
+        "calls": len(records),
+        "prompt_tokens": sum(r.prompt_tokens for r in records),
+        "completion_tokens": sum(r.completion_tokens for r in records),
+        "worker_seconds": sum(r.seconds for r in records),
+        "wall_seconds": wall_seconds,
+    }
