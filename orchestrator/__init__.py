@@ -13,8 +13,14 @@ from orchestrator.config import ConfigError, System2Config, load_config, parse_c
 from orchestrator.orchestrator import Orchestrator
 from orchestrator.prompts import PromptConfig
 from orchestrator.strategies import (
+    CoderRerankerConfig,
+    CoderReviewerRerankerConfig,
     EarlyStopConfig,
     GreedyConfig,
+    RandomRerankerConfig,
+    RerankConfig,
+    RerankerConfig,
+    RSARerankerConfig,
     SampleConfig,
     SelfConsistencyConfig,
     StrategyConfig,
@@ -34,6 +40,8 @@ from orchestrator.types import (
 __all__ = [
     "Answer",
     "Candidate",
+    "CoderRerankerConfig",
+    "CoderReviewerRerankerConfig",
     "ConfigError",
     "EarlyStopConfig",
     "GenerationRecord",
@@ -42,6 +50,10 @@ __all__ = [
     "Orchestrator",
     "PromptConfig",
     "Query",
+    "RSARerankerConfig",
+    "RandomRerankerConfig",
+    "RerankConfig",
+    "RerankerConfig",
     "SampleConfig",
     "SelfConsistencyConfig",
     "StrategyConfig",

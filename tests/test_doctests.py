@@ -11,6 +11,8 @@ import structlog
 MODULES = [
     "orchestrator.extraction",
     "orchestrator.aggregation.voting",
+    "orchestrator.aggregation.rsa",
+    "orchestrator.aggregation.rerankers",
     "orchestrator.orchestrator",
     "policies.fixed",
     "policies.selection",

@@ -14,6 +14,8 @@ def test_orchestrator_exports() -> None:
         "GreedyConfig", "ModelUsage", "Orchestrator", "PromptConfig", "Query", "SampleConfig",
         "SelfConsistencyConfig", "StrategyConfig", "System2Config", "TaskType", "Trace",
         "Usage", "VoteRecord", "load_config", "parse_config",
+        "RerankConfig", "RerankerConfig", "RSARerankerConfig", "CoderRerankerConfig",
+        "CoderReviewerRerankerConfig", "RandomRerankerConfig",
     }  # fmt: skip
     for name in orchestrator.__all__:
         assert getattr(orchestrator, name) is not None

@@ -4,8 +4,12 @@ the same model. Nothing is executed: the pick uses the model's log-probs only.
 
 What the reranker reads: for code tasks the extracted code of each candidate and the query
 text as ``I_0``; for other tasks each candidate's full text and the question (with its
-choices, for multiple choice) as ``I_0``. ``extra["rerank"]`` keeps which candidates were
-kept and dropped, the reranker's scores and matrices, and its calls, tokens and seconds.
+choices, for multiple choice) as ``I_0``. ``extra["rerank"]`` keeps ``kept`` and
+``dropped`` (indices into the candidates), ``chosen`` (an index into the candidates),
+``scores`` (``scores[k]`` belongs to candidate ``kept[k]``), the reranker's own details
+(e.g. ``descriptions``, ``L0``, ``pairwise``, ``support`` for RSA) and ``usage``: the
+reranking calls' count, tokens and seconds, sampling excluded. With one kept candidate no
+reranking call is made.
 """
 
 from __future__ import annotations
