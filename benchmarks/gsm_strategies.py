@@ -31,6 +31,22 @@ from policies import FixedPolicy
 from workers.transformers_worker import TransformersWorker
 
 MAX_TOKENS = 384
+MAX_BATCH_ROWS = 32  # the worker's default batch size
+
+
+def items_in_flight(strategy: StrategyConfig, limit: int) -> int:
+    """As many items at once as fit one worker batch (so no row waits for a second batch)."""
+    rows = strategy.n if isinstance(strategy, SelfConsistencyConfig) else 1
+    return max(1, min(limit, MAX_BATCH_ROWS // rows))
+
+
+def add_wall_time(run_file: Path, seconds: float) -> float:
+    """Accumulate a run's wall time across resumed invocations (sidecar JSON)."""
+    sidecar = run_file.with_suffix(".wall.json")
+    total = json.loads(sidecar.read_text())["wall_s"] if sidecar.exists() else 0.0
+    total += seconds
+    sidecar.write_text(json.dumps({"wall_s": total}) + "\n")
+    return float(total)
 
 
 def strategies(seed: int) -> dict[str, StrategyConfig]:
@@ -72,11 +88,12 @@ async def run(args: argparse.Namespace) -> None:
             "model": args.model,
             "strategy": strategy.model_dump(),
         }
+        in_flight = items_in_flight(strategy, args.concurrency)
         started = time.perf_counter()
         summary = await run_eval(
-            items, orch.answer, out, run_config=run_config, concurrency=args.concurrency
+            items, orch.answer, out, run_config=run_config, concurrency=in_flight
         )
-        elapsed = time.perf_counter() - started
+        run_wall = add_wall_time(out, time.perf_counter() - started)
         (row,) = compare([load_run(out)])
         cost = overhead(out)
         rows.append(
@@ -87,7 +104,8 @@ async def run(args: argparse.Namespace) -> None:
                 "tokens_mean": summary.completion_tokens_mean,
                 "tokens_total": summary.completion_tokens_total,
                 "query_s_mean": summary.seconds_mean,
-                "run_wall_s_this_session": elapsed,
+                "run_wall_s": run_wall,
+                "items_in_flight": in_flight,
                 "overhead": cost["overhead"],
                 "failures": summary.failures,
                 "name": row.name,
@@ -119,7 +137,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=30)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=4, help="items in flight at once")
+    parser.add_argument("--concurrency", type=int, default=4, help="most items in flight at once")
     parser.add_argument("--only", nargs="*", help="run only these strategies")
     asyncio.run(run(parser.parse_args()))
 

@@ -11,6 +11,12 @@ import structlog
 __all__ = ["configure_logging"]
 
 
+def _stderr_logger(*args: object) -> structlog.PrintLogger:
+    # Looks sys.stderr up at each call: a stream captured once goes stale when the stream
+    # is swapped (test runners, embedding applications) and may be closed by then.
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure_logging(format: Literal["console", "json"] = "console", level: str = "info") -> None:
     """Route structlog (and stdlib logging) to stderr in the chosen format."""
     numeric = getattr(logging, level.upper())
@@ -27,7 +33,7 @@ def configure_logging(format: Literal["console", "json"] = "console", level: str
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)

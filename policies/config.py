@@ -20,6 +20,7 @@ from policies.baselines import (
     RoundRobinPolicyConfig,
 )
 from policies.fixed import FixedPolicy, FixedPolicyConfig
+from policies.selectllm import SelectLLMPolicyConfig, build_selectllm_policy
 
 __all__ = ["POLICY_BUILDERS", "PolicyConfig", "build_policy"]
 
@@ -28,7 +29,8 @@ PolicyConfig = Annotated[
     | AllModelsPolicyConfig
     | RandomSubsetPolicyConfig
     | RoundRobinPolicyConfig
-    | CascadePolicyConfig,
+    | CascadePolicyConfig
+    | SelectLLMPolicyConfig,
     Field(discriminator="kind"),
 ]
 
@@ -45,6 +47,7 @@ POLICY_BUILDERS: dict[str, Callable[[Any, StrategyConfig], RoutingPolicy]] = {
     ),
     "round_robin": lambda c, default: RoundRobinPolicy(c.models, c.strategy or default),
     "cascade": lambda c, default: CascadePolicy(c.models, c.strategy),
+    "selectllm": build_selectllm_policy,
 }
 
 

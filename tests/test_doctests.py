@@ -16,6 +16,7 @@ MODULES = [
     "orchestrator.orchestrator",
     "policies.fixed",
     "policies.selection",
+    "policies.selectllm",
     "workers.scripted",
 ]
 

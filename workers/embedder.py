@@ -105,7 +105,10 @@ class SentenceEmbedder:
         """Embeddings of ``texts``, ``[len(texts), dim]`` float32, in order."""
         if isinstance(texts, str):
             raise TypeError("embed takes a sequence of texts, not one string")
-        rows = [self._embed_batch(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        rows = [
+            self._embed_batch(texts[i : i + self.batch_size])
+            for i in range(0, len(texts), self.batch_size)
+        ]
         return torch.cat(rows) if rows else torch.empty(0, self.dim)
 
     @torch.inference_mode()

@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 
 from orchestrator.cli.models_cmd import app as models_app
-from orchestrator.config import ConfigError, load_config
+from orchestrator.cli.router_cmd import app as router_app
+from orchestrator.config import ConfigError, System2Config, load_config
 from orchestrator.logging import configure_logging
 from orchestrator.orchestrator import Orchestrator
 from orchestrator.types import Query, TaskType
@@ -24,6 +25,7 @@ app = typer.Typer(
     help="system2: better answers from pools of language models.", no_args_is_help=True
 )
 app.add_typer(models_app, name="models")
+app.add_typer(router_app, name="router")
 console = Console()
 err = Console(stderr=True)
 
@@ -37,15 +39,27 @@ def default_config_path() -> Path:
     return Path(str(resources.files("orchestrator") / "configs" / "default.yaml"))
 
 
-def _load_orchestrator(config: Path | None) -> Orchestrator:
-    path = config or default_config_path()
+def _fail(exc: Exception) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc}", highlight=False)
+    return typer.Exit(2)
+
+
+def _load_config(config: Path | None) -> System2Config:
+    """Read the config and set up logging from it (before anything else logs)."""
     try:
-        cfg = load_config(path)
-        configure_logging(cfg.logging.format, cfg.logging.level)
+        cfg = load_config(config or default_config_path())
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    configure_logging(cfg.logging.format, cfg.logging.level)
+    return cfg
+
+
+def _build(cfg: System2Config) -> Orchestrator:
+    """Build the workers (loads the models) and the policy."""
+    try:
         return Orchestrator.from_config(cfg)
     except (ConfigError, CatalogError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        raise _fail(exc) from None
 
 
 @app.command()
@@ -56,7 +70,7 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="print the whole Answer as JSON")] = False,
 ) -> None:
     """Answer one question and print the answer (and, with --json, its trace)."""
-    orch = _load_orchestrator(config)
+    orch = _build(_load_config(config))
 
     async def run() -> None:
         async with orch:
@@ -96,18 +110,17 @@ def eval_(
     """Evaluate a config on a dataset; resumable, with a summary table at the end."""
     from orchestrator.evaluation import load_dataset, print_summary, run_eval
 
-    path = config or default_config_path()
+    cfg = _load_config(config)
     try:
         items = load_dataset(dataset, limit=limit, seed=seed)
     except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-    orch = _load_orchestrator(path)
+        raise _fail(exc) from None
+    orch = _build(cfg)
     run_config = {
         "dataset": dataset,
         "limit": limit,
         "seed": seed,
-        "config": json.loads(load_config(path).model_dump_json()),
+        "config": json.loads(cfg.model_dump_json()),
     }
 
     async def run() -> None:
@@ -125,8 +138,7 @@ def eval_(
     try:
         asyncio.run(run())
     except ValueError as exc:  # a run file made with another config
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        raise _fail(exc) from None
 
 
 @app.command()
