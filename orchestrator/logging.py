@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Literal, TextIO
 
 import structlog
 
 __all__ = ["configure_logging"]
+
+
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """A stdlib handler writing to whatever sys.stderr is when a record is emitted."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
 
 
 def _stderr_logger(*args: object) -> structlog.PrintLogger:
@@ -36,4 +48,7 @@ def configure_logging(format: Literal["console", "json"] = "console", level: str
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if not isinstance(h, _StderrHandler)]
+    root.addHandler(_StderrHandler())
+    root.setLevel(max(numeric, logging.WARNING))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
+import structlog
+from typer.testing import CliRunner
 
 SMALL_MODEL = "smollm2-135m-instruct"
 
@@ -17,3 +20,19 @@ def small_model_name() -> Iterator[str]:
     if not is_pulled(SMALL_MODEL):
         pull(SMALL_MODEL, progress=False)
     return SMALL_MODEL
+
+
+@pytest.fixture(autouse=True)
+def _isolated_logging() -> Iterator[None]:
+    """Each test starts from, and leaves behind, the same global logging set-up (CLI
+    commands reconfigure structlog and the root logger, e.g. to level warning)."""
+    saved = structlog.get_config()
+    handlers, level = logging.root.handlers[:], logging.root.level
+    yield
+    structlog.configure(**saved)
+    logging.root.handlers[:], logging.root.level = handlers, level
+
+
+@pytest.fixture
+def cli_runner() -> CliRunner:
+    return CliRunner()

@@ -12,13 +12,6 @@ import structlog
 from orchestrator.logging import configure_logging
 
 
-@pytest.fixture(autouse=True)
-def _restore_structlog() -> object:
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
-
-
 def test_json_logs_go_to_the_stderr_of_the_moment(monkeypatch: pytest.MonkeyPatch) -> None:
     """After configuring, a swapped-in stderr receives JSON events with bound context."""
     configure_logging("json", "info")

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from orchestrator.evaluation import EvalItem, RunConfigMismatchError
@@ -170,17 +167,6 @@ def test_label_stats_average_cost_over_usable_pairs() -> None:
     stats = label_stats(records, ["a"])["a"]
     assert (stats.pairs, stats.positives, stats.failed, stats.labelled) == (3, 1, 1, 2)
     assert (stats.mean_seconds, stats.mean_completion_tokens) == (2.0, 20.0)
-
-
-@pytest.fixture
-def cli_runner() -> Iterator[CliRunner]:
-    """A CLI runner; the logging set-up a command installs (bound to the runner's
-    captured streams) is undone afterwards."""
-    structlog_config = structlog.get_config()
-    handlers, level = logging.root.handlers[:], logging.root.level
-    yield CliRunner()
-    structlog.configure(**structlog_config)
-    logging.root.handlers[:], logging.root.level = handlers, level
 
 
 SCRIPTED_CONFIG = """\

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 import torch
 from typer.testing import CliRunner
 
@@ -456,17 +454,6 @@ def write_labels(path: Path) -> None:
     header = {"type": "header", "kind": "selectllm_labels", "models": ["arith", "words"]}
     lines = [header, *({"type": "label", **r} for r in synthetic_labels())]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-
-
-@pytest.fixture
-def cli_runner() -> Iterator[CliRunner]:
-    """A CLI runner; the logging set-up a command installs (bound to the runner's
-    captured streams) is undone afterwards."""
-    structlog_config = structlog.get_config()
-    handlers, level = logging.root.handlers[:], logging.root.level
-    yield CliRunner()
-    structlog.configure(**structlog_config)
-    logging.root.handlers[:], logging.root.level = handlers, level
 
 
 def test_cli_train_without_labels_exits_2(tmp_path: Path, cli_runner: CliRunner) -> None:
