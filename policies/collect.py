@@ -24,19 +24,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from orchestrator.evaluation.datasets import EvalItem, score_item
-from orchestrator.evaluation.runner import RunConfigMismatchError
+from orchestrator.evaluation.runfile import (
+    RunFileWriter,
+    bounded_map,
+    prepare_run_file,
+    read_run_file,
+)
 from orchestrator.prompts import PromptConfig
 from orchestrator.strategies.config import SelfConsistencyConfig
 from orchestrator.types import TaskType
@@ -92,50 +96,9 @@ def label_stats(
 
 def read_labels(path: Path | str) -> tuple[dict[str, Any] | None, dict[Pair, dict[str, Any]]]:
     """The header and the label records (last per pair) of a labels file."""
-    path = Path(path)
-    header: dict[str, Any] | None = None
-    records: dict[Pair, dict[str, Any]] = {}
-    if not path.exists():
-        return header, records
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            if lineno == len(lines):
-                log.warning("router.labels.torn_line_ignored", path=str(path), line=lineno)
-                continue
-            raise ValueError(f"{path}:{lineno}: not a JSON line") from None
-        kind = record.get("type") if isinstance(record, dict) else None
-        if kind == "header" and lineno == 1:
-            header = record
-        elif kind == "label":
-            records[(record["item"], record["model"])] = record
-        else:
-            raise ValueError(f"{path}:{lineno}: unexpected record {kind!r} in a labels file")
-    return header, records
-
-
-def _prepare(path: Path, config: dict[str, Any]) -> None:
-    """Check an existing file's header against ``config`` and cut a torn final line."""
-    data = path.read_bytes() if path.exists() else b""
-    if not data:
-        return
-    if b"\n" not in data and data.startswith(b'{"type": "header"'):
-        path.write_bytes(b"")  # a crash while writing the header: start over
-        return
-    header, _ = read_labels(path)
-    if header is None:
-        raise ValueError(f"{path} has no header line; refusing to append")
-    found = {k: v for k, v in header.items() if k != "type"}
-    differing = sorted(k for k in found.keys() | config.keys() if found.get(k) != config.get(k))
-    if differing:
-        raise RunConfigMismatchError(path, differing)
-    if not data.endswith(b"\n"):
-        with path.open("r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
+    return read_run_file(
+        Path(path), record_type="label", key=lambda r: (str(r["item"]), str(r["model"]))
+    )
 
 
 async def collect_labels(
@@ -190,8 +153,7 @@ async def collect_labels(
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _prepare(out, config)
-    fresh = out.stat().st_size == 0 if out.exists() else True
+    fresh = prepare_run_file(out, config)
     _, records = read_labels(out)
 
     def settled(pair: Pair) -> bool:
@@ -227,7 +189,7 @@ async def collect_labels(
         console=console,
         disable=not progress,
     )
-    writer = _LabelFile(out)
+    writer = RunFileWriter(out)
     try:
         if fresh:
             writer.write({"type": "header", **config})
@@ -235,7 +197,7 @@ async def collect_labels(
             task = bar.add_task(
                 _describe(done.values()), total=len(by_id) * len(workers), completed=len(done)
             )
-            async for pair, record in _bounded(pending, label, concurrency):
+            async for pair, record in bounded_map(pending, label, concurrency):
                 writer.write(record)
                 done[pair] = record
                 bar.update(task, advance=1, description=_describe(done.values()))
@@ -244,51 +206,10 @@ async def collect_labels(
     return label_stats(list(done.values()), list(workers))
 
 
-class _LabelFile:
-    """Append-only JSONL writer that makes every record durable before returning."""
-
-    def __init__(self, path: Path) -> None:
-        self._f: TextIO = path.open("a", encoding="utf-8")
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        self._f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
-
-    def close(self) -> None:
-        self._f.close()
-
-
 def _describe(records: Iterable[Mapping[str, Any]]) -> str:
     usable = [r for r in records if r["label"] is not None]
     right = sum(int(r["label"]) for r in usable)
     return f"right {right}/{len(usable)}"
-
-
-async def _bounded(
-    pairs: Sequence[Pair],
-    label: Callable[[Pair], Awaitable[dict[str, Any]]],
-    concurrency: int,
-) -> AsyncIterator[tuple[Pair, dict[str, Any]]]:
-    """Each pair's record as it finishes, at most ``concurrency`` in flight."""
-    if concurrency == 1:
-        for pair in pairs:
-            # Awaited directly, not as a task: a KeyboardInterrupt must reach the caller.
-            yield pair, await label(pair)
-        return
-    slots = asyncio.Semaphore(concurrency)
-
-    async def run(pair: Pair) -> tuple[Pair, dict[str, Any]]:
-        async with slots:
-            return pair, await label(pair)
-
-    tasks = [asyncio.ensure_future(run(pair)) for pair in pairs]
-    try:
-        for finished in asyncio.as_completed(tasks):
-            yield await finished
-    finally:
-        for t in tasks:
-            t.cancel()
 
 
 async def _label_pair(item: EvalItem, model: str, orchestrator: Orchestrator) -> dict[str, Any]:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,13 @@ from rich.table import Table
 from orchestrator.types import Answer, Query
 
 from .datasets import EvalItem, score_item
+from .runfile import (
+    RunConfigMismatchError,
+    RunFileWriter,
+    bounded_map,
+    prepare_run_file,
+    read_run_file,
+)
 
 __all__ = [
     "RunConfigMismatchError",
@@ -39,17 +45,6 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 AnswerFn = Callable[[Query], Awaitable[Answer]]
-
-
-class RunConfigMismatchError(ValueError):
-    """The output file was written by a run with a different configuration."""
-
-    def __init__(self, path: Path, keys: Sequence[str]) -> None:
-        self.keys = list(keys)
-        super().__init__(
-            f"{path} was written with a different run_config (differing keys: "
-            f"{', '.join(self.keys)}); use a new output file or the same configuration"
-        )
 
 
 @dataclass(frozen=True)
@@ -75,92 +70,7 @@ def _jsonable(config: Mapping[str, Any]) -> dict[str, Any]:
 def read_records(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
     """The header and the item records (last per id) of a run file. A torn final line,
     left by a crash mid-write, is ignored."""
-    header: dict[str, Any] | None = None
-    records: dict[str, dict[str, Any]] = {}
-    if not path.exists():
-        return header, records
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            if lineno == len(lines):
-                log.warning("eval.run.torn_line_ignored", path=str(path), line=lineno)
-                continue
-            raise ValueError(f"{path}:{lineno}: not a JSON line") from None
-        kind = record.get("type")
-        if kind == "header":
-            if lineno != 1:
-                raise ValueError(f"{path}:{lineno}: header record after line 1")
-            header = record
-        elif kind == "item":
-            records[record["id"]] = record
-        else:
-            raise ValueError(f"{path}:{lineno}: unknown record type {kind!r}")
-    return header, records
-
-
-def _drop_torn_tail(path: Path) -> None:
-    """Cut a final line without its newline so the next append starts on a fresh line."""
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with path.open("r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
-
-
-def _is_torn_header(path: Path) -> bool:
-    data = path.read_bytes()
-    return b"\n" not in data and data.startswith(b'{"type": "header"')
-
-
-def _check_header(path: Path, header: dict[str, Any] | None, config: dict[str, Any]) -> None:
-    if header is None:
-        raise ValueError(f"{path} has records but no header line; refusing to append")
-    found = {k: v for k, v in header.items() if k != "type"}
-    differing = sorted(k for k in found.keys() | config.keys() if found.get(k) != config.get(k))
-    if differing:
-        raise RunConfigMismatchError(path, differing)
-
-
-class _RunFile:
-    """Append-only JSONL writer that makes every record durable before returning."""
-
-    def __init__(self, path: Path) -> None:
-        self._f = path.open("a", encoding="utf-8")
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        self._f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
-
-    def close(self) -> None:
-        self._f.close()
-
-
-async def _records(
-    items: Sequence[EvalItem], answer_fn: AnswerFn, concurrency: int
-) -> AsyncIterator[tuple[EvalItem, dict[str, Any]]]:
-    """Each item's record as it finishes, with at most ``concurrency`` items in flight."""
-    if concurrency == 1:
-        for item in items:
-            # Awaited directly, not as a task: a KeyboardInterrupt must reach the caller.
-            yield item, await _run_item(item, answer_fn)
-        return
-    slots = asyncio.Semaphore(concurrency)
-
-    async def bounded(item: EvalItem) -> tuple[EvalItem, dict[str, Any]]:
-        async with slots:
-            return item, await _run_item(item, answer_fn)
-
-    tasks = [asyncio.ensure_future(bounded(item)) for item in items]
-    try:
-        for finished in asyncio.as_completed(tasks):
-            yield await finished
-    finally:
-        for task in tasks:
-            task.cancel()
+    return read_run_file(path, record_type="item", key=lambda r: str(r["id"]))
 
 
 async def _run_item(item: EvalItem, answer_fn: AnswerFn) -> dict[str, Any]:
@@ -261,14 +171,8 @@ async def run_eval(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    header, records = read_records(out)
-    fresh = not out.exists() or out.stat().st_size == 0
-    if not fresh and header is None and not records and _is_torn_header(out):
-        out.write_bytes(b"")  # a crash while writing the header: start over
-        fresh = True
-    if not fresh:
-        _check_header(out, header, config)
-        _drop_torn_tail(out)
+    fresh = prepare_run_file(out, config)
+    _, records = read_records(out)
 
     def settled(record: Mapping[str, Any] | None) -> bool:
         return record is not None and (not retry_failed or record["status"] != "failed")
@@ -277,7 +181,7 @@ async def run_eval(
     done = {i: records[i] for i in ids if settled(records.get(i))}
     log.info("eval.run.start", out=str(out), total=len(items), done=len(done), todo=len(pending))
 
-    writer = _RunFile(out)
+    writer = RunFileWriter(out)
     bar = Progress(
         TextColumn("[bold]eval"),
         BarColumn(),
@@ -295,7 +199,9 @@ async def run_eval(
             task = bar.add_task(
                 _describe(correct, len(done)), total=len(items), completed=len(done)
             )
-            async for item, record in _records(pending, answer_fn, concurrency):
+            async for item, record in bounded_map(
+                pending, lambda item: _run_item(item, answer_fn), concurrency
+            ):
                 writer.write(record)
                 done[item.id] = record
                 correct += bool(record["correct"])
