@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator.extraction import extract_answer
 from orchestrator.recorder import CallRecorder
 from orchestrator.types import Candidate, Query, VoteRecord
-from workers.base import GenerateResult, Prompt
+from workers.base import GenerateResult, Prompt, SamplingParams
 
-__all__ = ["StrategyContext", "StrategyFn", "StrategyResult"]
+__all__ = ["SamplingSettings", "StrategyContext", "StrategyFn", "StrategyResult", "sampling_params"]
 
 
 @dataclass
@@ -65,3 +65,32 @@ class StrategyResult:
 
 
 StrategyFn = Callable[[StrategyContext, Any], Awaitable[StrategyResult]]
+
+
+class SamplingSettings(Protocol):
+    """The sampling fields a strategy config carries."""
+
+    @property
+    def temperature(self) -> float: ...
+    @property
+    def top_p(self) -> float: ...
+    @property
+    def top_k(self) -> int: ...
+    @property
+    def max_tokens(self) -> int: ...
+    @property
+    def seed(self) -> int | None: ...
+
+
+def sampling_params(
+    config: SamplingSettings, *, n: int = 1, seed_offset: int = 0
+) -> SamplingParams:
+    """``n`` samples under ``config``'s settings; sample i uses seed + seed_offset + i."""
+    return SamplingParams(
+        n=n,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        top_k=config.top_k,
+        max_tokens=config.max_tokens,
+        seed=None if config.seed is None else config.seed + seed_offset,
+    )

@@ -18,24 +18,17 @@ import time
 from typing import Any
 
 from orchestrator.aggregation.rerankers import RerankTask, build_reranker
-from orchestrator.strategies.base import StrategyContext, StrategyResult
+from orchestrator.strategies.base import StrategyContext, StrategyResult, sampling_params
 from orchestrator.strategies.config import RerankConfig
 from orchestrator.types import Candidate, GenerationRecord, Query
-from workers.base import GenerateRequest, SamplingParams
+from workers.base import GenerateRequest
 
 __all__ = ["rerank_task", "run_rerank"]
 
 
 async def run_rerank(ctx: StrategyContext, config: RerankConfig) -> StrategyResult:
     model = ctx.models[0]
-    params = SamplingParams(
-        n=config.n,
-        temperature=config.temperature,
-        top_p=config.top_p,
-        top_k=config.top_k,
-        max_tokens=config.max_tokens,
-        seed=config.seed,
-    )
+    params = sampling_params(config, n=config.n)
     request = GenerateRequest(prompt=ctx.prompt, params=params, request_id=ctx.query.id)
     candidates = ctx.candidates(await ctx.calls.generate(model, request))
     kept = [i for i, c in enumerate(candidates) if c.answer is not None]

@@ -19,10 +19,10 @@ from orchestrator.aggregation.voting import (
     majority_vote,
     weighted_vote,
 )
-from orchestrator.strategies.base import StrategyContext, StrategyResult
+from orchestrator.strategies.base import StrategyContext, StrategyResult, sampling_params
 from orchestrator.strategies.config import SelfConsistencyConfig
 from orchestrator.types import Candidate
-from workers.base import GenerateRequest, SamplingParams
+from workers.base import GenerateRequest
 
 __all__ = ["run_self_consistency"]
 
@@ -38,7 +38,7 @@ async def run_self_consistency(
         size = min(round_size, config.n - drawn)
         request = GenerateRequest(
             prompt=ctx.prompt,
-            params=_params(config, size, drawn),
+            params=sampling_params(config, n=size, seed_offset=drawn),
             request_id=ctx.query.id,
         )
         results = await asyncio.gather(*(ctx.calls.generate(m, request) for m in ctx.models))
@@ -62,17 +62,6 @@ async def run_self_consistency(
         candidates=candidates,
         vote=vote.to_record(stopped_early=stop_reason is not None),
         extra={"early_stop": str(stop_reason)} if stop_reason is not None else {},
-    )
-
-
-def _params(config: SelfConsistencyConfig, n: int, offset: int) -> SamplingParams:
-    return SamplingParams(
-        n=n,
-        temperature=config.temperature,
-        top_p=config.top_p,
-        top_k=config.top_k,
-        max_tokens=config.max_tokens,
-        seed=None if config.seed is None else config.seed + offset,
     )
 
 
