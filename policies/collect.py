@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from orchestrator.evaluation.datasets import EvalItem, score_item
 from orchestrator.evaluation.runfile import (
@@ -40,6 +39,7 @@ from orchestrator.evaluation.runfile import (
     bounded_map,
     prepare_run_file,
     read_run_file,
+    run_progress,
 )
 from orchestrator.prompts import PromptConfig
 from orchestrator.strategies.config import SelfConsistencyConfig
@@ -180,15 +180,7 @@ async def collect_labels(
         item, model = by_id[pair[0]], pair[1]
         return await _label_pair(item, model, orchestrators[model])
 
-    bar = Progress(
-        TextColumn("[bold]labels"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not progress,
-    )
+    bar = run_progress("labels", console=console, enabled=progress)
     writer = RunFileWriter(out)
     try:
         if fresh:

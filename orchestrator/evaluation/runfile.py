@@ -17,6 +17,8 @@ from types import TracebackType
 from typing import Any, TextIO, TypeVar
 
 import structlog
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 __all__ = [
     "RunConfigMismatchError",
@@ -24,6 +26,7 @@ __all__ = [
     "bounded_map",
     "prepare_run_file",
     "read_run_file",
+    "run_progress",
 ]
 
 log = structlog.get_logger(__name__)
@@ -103,6 +106,19 @@ def _first_line_header(data: bytes) -> dict[str, Any] | None:
     except json.JSONDecodeError:
         return None
     return first if isinstance(first, dict) and first.get("type") == "header" else None
+
+
+def run_progress(label: str, *, console: Console | None, enabled: bool) -> Progress:
+    """The progress bar of a run-file loop: done/total, a live description, elapsed time."""
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not enabled,
+    )
 
 
 class RunFileWriter:

@@ -19,7 +19,6 @@ from typing import Any
 
 import structlog
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from orchestrator.types import Answer, Query
@@ -31,6 +30,7 @@ from .runfile import (
     bounded_map,
     prepare_run_file,
     read_run_file,
+    run_progress,
 )
 
 __all__ = [
@@ -182,15 +182,7 @@ async def run_eval(
     log.info("eval.run.start", out=str(out), total=len(items), done=len(done), todo=len(pending))
 
     writer = RunFileWriter(out)
-    bar = Progress(
-        TextColumn("[bold]eval"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not progress,
-    )
+    bar = run_progress("eval", console=console, enabled=progress)
     try:
         if fresh:
             writer.write({"type": "header", **config})
