@@ -1,12 +1,15 @@
 """Batched log P(continuation | prompt) with a transformers causal LM.
 
-Rows are left-padded so that every continuation ends at the last position; then only the
-last ``longest continuation + 1`` positions need logits (``logits_to_keep``), which keeps
-the [rows, positions, vocab] tensor small. Rows are chunked so it stays under a budget.
+The prompt is prefilled once; its KV cache is copied to every continuation row, so a call
+scoring k continuations of one prompt computes the prompt once, not k times (for listener
+matrices, where prompts are as long as the continuations, this is most of the work).
+Continuations are right-padded after the shared prompt. Rows are chunked so the
+[rows, positions, vocab] logits tensor stays under a budget.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +28,12 @@ def score_continuations(
     *,
     pad_token_id: int,
 ) -> list[list[float]]:
-    """Per-token log-probs of each continuation given the prompt."""
+    """Per-token log-probs of each continuation given the (non-empty) prompt."""
+    if not prompt_ids:
+        raise ValueError("scoring needs at least one prompt token to condition on")
+    prompt = torch.tensor([list(prompt_ids)], dtype=torch.long)
+    prefill = model(input_ids=prompt, use_cache=True, logits_to_keep=1)
+    first = torch.log_softmax(prefill.logits[0, -1].float(), dim=-1)
     vocab = int(model.config.vocab_size)
     results: list[list[float]] = []
     start = 0
@@ -34,34 +42,59 @@ def score_continuations(
         stop = start + 1
         while stop < len(continuations):
             widest = max(longest, len(continuations[stop]))
-            if (stop + 1 - start) * (widest + 1) * vocab > _LOGIT_BUDGET:
+            if (stop + 1 - start) * widest * vocab > _LOGIT_BUDGET:
                 break
             longest, stop = widest, stop + 1
-        results.extend(_score_chunk(model, prompt_ids, continuations[start:stop], pad_token_id))
+        chunk = continuations[start:stop]
+        results.extend(
+            _score_chunk(model, prefill.past_key_values, len(prompt_ids), first, chunk, pad_token_id)
+        )
         start = stop
     return results
 
 
 def _score_chunk(
     model: Any,
-    prompt_ids: Sequence[int],
+    prompt_cache: Any,
+    prompt_len: int,
+    first: torch.Tensor,
     continuations: Sequence[Sequence[int]],
     pad_token_id: int,
 ) -> list[list[float]]:
-    sequences = [list(prompt_ids) + list(c) for c in continuations]
-    width = max(len(s) for s in sequences)
+    rows = len(continuations)
     longest = max(len(c) for c in continuations)
-    ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, seq in enumerate(sequences):
-        ids[i, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
-        mask[i, width - len(seq) :] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    if longest == 0:
+        return [[] for _ in continuations]
+    firsts = [[float(first[c[0]])] if c else [] for c in continuations]
+    if longest == 1:
+        return firsts
+    # The last token of each continuation predicts nothing we score; feed the rest.
+    width = longest - 1
+    ids = torch.full((rows, width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((rows, prompt_len + width), dtype=torch.long)
+    mask[:, :prompt_len] = 1
+    for i, c in enumerate(continuations):
+        fed = list(c[:-1])
+        ids[i, : len(fed)] = torch.tensor(fed, dtype=torch.long)
+        mask[i, prompt_len : prompt_len + len(fed)] = 1
+    positions = torch.arange(prompt_len, prompt_len + width).expand(rows, width)
+    cache = copy.deepcopy(prompt_cache)  # the forward pass appends to the cache it is given
+    cache.batch_repeat_interleave(rows)
     out = model(
-        input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=longest + 1
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
     )
-    # out.logits[:, k] predicts the token at position width - longest - 1 + k + 1.
-    logprobs = torch.log_softmax(out.logits[:, :-1, :].float(), dim=-1)
-    targets = ids[:, width - longest :]
-    picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    return [picked[i, longest - len(c) :].tolist() for i, c in enumerate(continuations)]
+    # out.logits[i, t] predicts continuation token t + 1.
+    logprobs = torch.log_softmax(out.logits.float(), dim=-1)
+    results = []
+    for i, c in enumerate(continuations):
+        if len(c) < 2:
+            results.append(firsts[i])
+            continue
+        targets = torch.tensor(list(c[1:]), dtype=torch.long)
+        picked = logprobs[i, : len(c) - 1].gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        results.append(firsts[i] + picked.tolist())
+    return results

@@ -279,8 +279,8 @@ class TransformersWorker(Worker):
             ContinuationScore(token_ids=tuple(ids), token_logprobs=tuple(lps))
             for ids, lps in zip(job.continuation_ids, per_token, strict=True)
         )
-        usage = WorkerUsage(
-            prompt_tokens=len(job.prompt_ids) * len(scores) + sum(map(len, job.continuation_ids)),
+        usage = WorkerUsage(  # tokens run through the model: the shared prompt counts once
+            prompt_tokens=len(job.prompt_ids) + sum(map(len, job.continuation_ids)),
             seconds=time.perf_counter() - job.submitted,
         )
         return ScoreResult(model=self.model_name, scores=scores, usage=usage)

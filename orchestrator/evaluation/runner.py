@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from rich.table import Table
 
 from orchestrator.types import Answer, Query
 
+from .candidates import candidate_fields
 from .datasets import EvalItem, score_item
 from .runfile import (
     RunConfigMismatchError,
@@ -59,6 +60,10 @@ class RunSummary:
     seconds_total: float
     seconds_mean: float
     failures: int
+    oracle: float | None = None
+    """Share of items some candidate got right (items with two or more candidates)."""
+    rerankers: dict[str, float] = field(default_factory=dict)
+    """Pass rate of each compared reranker's pick, plus ``random (expected)``."""
 
 
 def _jsonable(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -114,6 +119,11 @@ async def _run_item(item: EvalItem, answer_fn: AnswerFn) -> dict[str, Any]:
     record["detail"] = outcome.detail
     if outcome.raw_score is not None:
         record["score"] = outcome.raw_score
+    try:
+        record.update(await asyncio.to_thread(candidate_fields, item, answer.trace))
+    except Exception as exc:  # the chosen answer's verdict stands; say what went wrong
+        record["candidates_error"] = f"scoring candidates raised {type(exc).__name__}: {exc}"
+        log.warning("eval.item.candidates_failed", id=item.id, error=record["candidates_error"])
     return record
 
 
@@ -121,6 +131,13 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> RunSummary:
     """Totals and means over item records (as written by ``run_eval``)."""
     n = len(records)
     correct = sum(1 for r in records if r["correct"])
+    with_oracle = [r for r in records if "oracle" in r]
+    reranked = [r for r in records if "rerankers" in r]
+    rerankers: dict[str, float] = {}
+    if reranked:
+        rerankers["random (expected)"] = sum(r["random_expected"] for r in reranked) / n
+        for kind in dict.fromkeys(k for r in reranked for k in r["rerankers"]):
+            rerankers[kind] = sum(bool(r["rerankers"].get(kind)) for r in reranked) / n
     tokens = sum(int(r["completion_tokens"]) for r in records)
     seconds = sum(float(r["seconds"]) for r in records)
     return RunSummary(
@@ -132,6 +149,8 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> RunSummary:
         seconds_total=seconds,
         seconds_mean=seconds / n if n else 0.0,
         failures=sum(1 for r in records if r["status"] == "failed"),
+        oracle=sum(bool(r["oracle"]) for r in with_oracle) / n if with_oracle else None,
+        rerankers=rerankers,
     )
 
 
@@ -217,6 +236,10 @@ def print_summary(
     table.add_row("correct", str(summary.correct))
     table.add_row("accuracy", f"{summary.accuracy:.1%}")
     table.add_row("failures", str(summary.failures))
+    for kind, rate in summary.rerankers.items():
+        table.add_row(f"pass@1 {kind}", f"{rate:.1%}")
+    if summary.oracle is not None:
+        table.add_row("oracle@n", f"{summary.oracle:.1%}")
     table.add_row("completion tokens (total)", f"{summary.completion_tokens_total:,}")
     table.add_row("completion tokens (mean)", f"{summary.completion_tokens_mean:.1f}")
     table.add_row("seconds (total)", f"{summary.seconds_total:.1f}")

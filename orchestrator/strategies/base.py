@@ -83,10 +83,11 @@ class SamplingSettings(Protocol):
 
 
 def sampling_params(
-    config: SamplingSettings, *, n: int = 1, seed_offset: int = 0
+    config: SamplingSettings, *, n: int = 1, seed_offset: int = 0, stop: tuple[str, ...] = ()
 ) -> SamplingParams:
     """``n`` samples under ``config``'s settings; sample i uses seed + seed_offset + i."""
     return SamplingParams(
+        stop=stop,
         n=n,
         temperature=config.temperature,
         top_p=config.top_p,

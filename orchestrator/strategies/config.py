@@ -16,6 +16,7 @@ __all__ = [
     "RandomRerankerConfig",
     "RerankConfig",
     "RerankerConfig",
+    "RerankerKind",
     "SampleConfig",
     "SelfConsistencyConfig",
     "StrategyConfig",
@@ -111,9 +112,17 @@ RerankerConfig = Annotated[
 ]
 
 
+RerankerKind = Literal["random", "coder", "coder_reviewer", "rsa"]
+
+
 class RerankConfig(_Strict):
     """``n`` samples from the first planned model, reranked by the same model; candidates
-    without an extracted answer are dropped before reranking."""
+    without an extracted answer are dropped before reranking.
+
+    ``compare`` lists further rerankers (default options) to run on the same candidates and
+    record beside the pick, for evaluation; they share the reranker's model calls.
+    ``stop`` ends each sample at any of these strings (e.g. a closing code fence).
+    """
 
     kind: Literal["rerank"] = "rerank"
     n: int = Field(default=10, ge=1)
@@ -122,7 +131,9 @@ class RerankConfig(_Strict):
     top_k: int = Field(default=0, ge=0)
     max_tokens: int = Field(default=512, ge=1)
     seed: int | None = None
+    stop: tuple[str, ...] = ()
     reranker: RerankerConfig = RSARerankerConfig()
+    compare: tuple[RerankerKind, ...] = ()
 
 
 StrategyConfig = Annotated[

@@ -14,13 +14,19 @@ reranking call is made.
 
 from __future__ import annotations
 
-import time
+from dataclasses import asdict
 from typing import Any
 
-from orchestrator.aggregation.rerankers import RerankTask, build_reranker
+from orchestrator.aggregation.rerankers import (
+    ComponentCost,
+    Evidence,
+    Reranker,
+    RerankTask,
+    build_reranker,
+)
 from orchestrator.strategies.base import StrategyContext, StrategyResult, sampling_params
 from orchestrator.strategies.config import RerankConfig
-from orchestrator.types import Candidate, GenerationRecord, Query
+from orchestrator.types import Candidate, Query
 from workers.base import GenerateRequest
 
 __all__ = ["rerank_task", "run_rerank"]
@@ -28,7 +34,7 @@ __all__ = ["rerank_task", "run_rerank"]
 
 async def run_rerank(ctx: StrategyContext, config: RerankConfig) -> StrategyResult:
     model = ctx.models[0]
-    params = sampling_params(config, n=config.n)
+    params = sampling_params(config, n=config.n, stop=config.stop)
     request = GenerateRequest(prompt=ctx.prompt, params=params, request_id=ctx.query.id)
     candidates = ctx.candidates(await ctx.calls.generate(model, request))
     kept = [i for i, c in enumerate(candidates) if c.answer is not None]
@@ -44,17 +50,25 @@ async def run_rerank(ctx: StrategyContext, config: RerankConfig) -> StrategyResu
 
     reranker = build_reranker(**config.reranker.model_dump())
     task = rerank_task(ctx.query, [candidates[i] for i in kept])
-    first_call = len(ctx.calls.trace.generations)
-    started = time.perf_counter()
-    ranking = await reranker.rerank(ctx.calls, model, task)
-    wall = time.perf_counter() - started
+    evidence = Evidence()
+    ranking = await reranker.rerank(ctx.calls, model, task, evidence)
     chosen = candidates[kept[ranking.best]]
     record.update(
         chosen=kept[ranking.best],
         scores=list(ranking.scores),
         **ranking.details,
-        usage=_usage(ctx.calls.trace.generations[first_call:], wall),
+        usage=_usage(evidence, reranker),
     )
+    if config.compare:
+        record["compare"] = {}
+        for kind in config.compare:
+            other = build_reranker(kind)
+            other_ranking = await other.rerank(ctx.calls, model, task, evidence)
+            record["compare"][kind] = {
+                "chosen": kept[other_ranking.best],
+                "scores": list(other_ranking.scores),
+                "usage": _usage(evidence, other),
+            }
     return StrategyResult(
         answer=chosen.answer, chosen=chosen, candidates=candidates, extra={"rerank": record}
     )
@@ -80,12 +94,8 @@ def rerank_task(query: Query, candidates: list[Candidate]) -> RerankTask:
     )
 
 
-def _usage(records: list[GenerationRecord], wall_seconds: float) -> dict[str, float]:
-    """What the reranking calls cost (sampling excluded)."""
-    return {
-        "calls": len(records),
-        "prompt_tokens": sum(r.prompt_tokens for r in records),
-        "completion_tokens": sum(r.completion_tokens for r in records),
-        "worker_seconds": sum(r.seconds for r in records),
-        "wall_seconds": wall_seconds,
-    }
+def _usage(evidence: Evidence, reranker: Reranker) -> dict[str, float]:
+    """What ``reranker``'s calls cost (sampling excluded), shared calls charged in full."""
+    if not evidence.cost:  # one kept candidate: no call was made
+        return asdict(ComponentCost())
+    return asdict(evidence.cost_of(reranker.needs))

@@ -105,9 +105,9 @@ async def test_rsa_picks_the_pragmatic_candidate() -> None:
     assert record["pairwise"] == [1.0, 0.0, 0.5]
     assert record["support"] == [-18.5, -9.0, -19.0]
     assert record["scores"] == pytest.approx([0.5727, 0.1881, -0.7607], abs=1e-4)
-    # 1 sampling call, 3 describe calls, n + 1 = 4 listener score calls.
+    # 1 sampling call, then the I_0 listener column, 3 describe calls, 3 more columns.
     kinds = [g.kind for g in answer.trace.generations]
-    assert kinds == ["generate"] + ["generate"] * 3 + ["score"] * 4
+    assert kinds == ["generate", "score"] + ["generate"] * 3 + ["score"] * 3
     assert record["usage"]["calls"] == 7
     assert record["usage"]["completion_tokens"] == 3 * 7  # three 7-word scripted replies
     assert json.loads(answer.model_dump_json())["trace"]["extra"]["rerank"]["L0"] == L0
@@ -152,6 +152,34 @@ async def test_coder_reviewer_adds_the_reverse_term() -> None:
     assert record["scores"] == [-30.0, -18.0, -13.0]
     assert record["chosen"] == 2
     assert [g.kind for g in answer.trace.generations].count("score") == 1 + 3
+
+
+async def test_compare_scores_every_reranker_on_one_candidate_set() -> None:
+    """``compare`` records Coder's and Coder-Reviewer's picks beside RSA's, reusing RSA's
+    I_0 column: RSA's 4 listener calls plus 3 reviewer calls, no second sampling."""
+    config = RerankConfig(n=4, compare=("coder", "coder_reviewer", "random"))
+    answer = await _orch(config)[0].answer(QUERY)
+    record = answer.trace.extra["rerank"]
+    assert record["chosen"] == 0
+    compare = record["compare"]
+    assert (compare["coder"]["chosen"], compare["coder_reviewer"]["chosen"]) == (1, 2)
+    assert compare["coder_reviewer"]["scores"] == [-30.0, -18.0, -13.0]
+    assert compare["random"]["chosen"] in (0, 1, 2)
+    kinds = [g.kind for g in answer.trace.generations]
+    assert (kinds.count("generate"), kinds.count("score")) == (1 + 3, 4 + 3)
+    # Each reranker is charged what it reads: Coder the I_0 column only, RSA no reviewer.
+    assert compare["coder"]["usage"]["calls"] == 1
+    assert compare["coder_reviewer"]["usage"]["calls"] == 1 + 3
+    assert record["usage"]["calls"] == 1 + 3 + 3
+    assert compare["random"]["usage"]["calls"] == 0
+
+
+async def test_stop_strings_reach_the_sampling_call() -> None:
+    """``stop`` is passed to the worker with the sampling settings."""
+    orch, worker = _orch(RerankConfig(n=4, stop=("\n```\n",)))
+    await orch.answer(QUERY)
+    sampling = next(r for r in worker.requests if isinstance(r, GenerateRequest))
+    assert sampling.params.stop == ("\n```\n",)
 
 
 async def test_random_baseline_makes_no_model_call() -> None:
@@ -220,3 +248,15 @@ def test_yaml_rerank_config_loads() -> None:
     assert config.strategy.n == 6
     assert config.strategy.temperature == 1.2
     assert isinstance(config.strategy.reranker, RSARerankerConfig)
+
+
+def test_code_candidates_are_shown_without_docstrings_or_comments() -> None:
+    """The reranker's view of code drops docstrings and comments (the instruction keeps its
+    docstring); code that does not parse is shown as written."""
+    from orchestrator.aggregation.rerankers import RerankTask
+
+    code = 'def add(a, b):\n    """Add two numbers."""\n    # easy\n    return a + b\n'
+    task = RerankTask(instruction=QUERY.text, candidates=(code, "def add(:"), code=True,
+                      entry_point="add")  # fmt: skip
+    assert task.shown_candidates == ("def f(a, b):\n    return a + b", "def f(:")
+    assert '"""Add two numbers."""' in task.shown_instruction

@@ -95,3 +95,16 @@ async def test_cancelled_call_does_not_break_the_worker(worker: TransformersWork
     result = await asyncio.wait_for(later, timeout=60)  # a dead model thread would hang here
     assert len(result.completions) == 1
     assert queued.cancelled()
+
+
+async def test_score_chunks_rows_without_changing_results(
+    worker: TransformersWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A logit budget small enough to score one row per pass gives the same log-probs (the
+    prompt's cache is copied per chunk, never consumed)."""
+    conts = ("de", "xyz q", "a", "hello world")
+    whole = await worker.score(ScoreRequest(prompt="abc", continuations=conts))
+    monkeypatch.setattr("workers.scoring._LOGIT_BUDGET", 1)
+    chunked = await worker.score(ScoreRequest(prompt="abc", continuations=conts))
+    for a, b in zip(whole.scores, chunked.scores, strict=True):
+        assert a.token_logprobs == pytest.approx(b.token_logprobs, abs=1e-5)

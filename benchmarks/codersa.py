@@ -1,0 +1,130 @@
+"""HumanEval top-1 pass rate of each reranker on the same candidates: random, Coder,
+Coder-Reviewer, CodeRSA, and oracle@n, with what sampling and each reranker cost.
+
+For each model, ``n`` candidates per problem are sampled once (temperature 1.2, top-p 0.95,
+each sample cut at the closing code fence); every reranker then picks from that one set,
+sharing the model calls they have in common (``rerank`` with ``compare``). Candidate code
+runs only to score the picks, in the sandbox. Random is reported as its expectation (the
+pass rate of the reranked candidates), not one draw.
+
+Run files go under ``results/runs/`` (rerun to resume); the table goes to
+``results/codersa.json``. Items run one at a time, so every call's seconds are its own.
+
+Run: python -m benchmarks.codersa [--models qwen2.5-coder-0.5b-instruct ...] [--limit 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+from benchmarks.common import RESULTS, report
+from orchestrator import Orchestrator, RerankConfig, RSARerankerConfig
+from orchestrator.evaluation import load_dataset, read_records, run_eval
+from policies import FixedPolicy
+from workers.transformers_worker import TransformersWorker
+
+RERANKERS = ("coder", "coder_reviewer", "rsa")
+FENCE_CLOSE = "\n```\n"
+
+
+def strategy(n: int, seed: int, max_tokens: int) -> RerankConfig:
+    return RerankConfig(
+        n=n,
+        temperature=1.2,
+        top_p=0.95,
+        max_tokens=max_tokens,
+        seed=seed,
+        stop=(FENCE_CLOSE,),
+        reranker=RSARerankerConfig(),
+        compare=("coder", "coder_reviewer", "random"),
+    )
+
+
+def costs(path: Path) -> dict[str, float]:
+    """Mean per item: sampling seconds and tokens, and each reranker's seconds and tokens."""
+    _, records = read_records(path)
+    traces = [r["trace"] for r in records.values() if r.get("trace")]
+    out: dict[str, float] = {}
+    sampling = [t["generations"][0] for t in traces if t["generations"]]
+    out["sample_s"] = fmean(g["seconds"] for g in sampling) if sampling else 0.0
+    out["sample_tokens"] = fmean(g["completion_tokens"] for g in sampling) if sampling else 0.0
+    reranks = [t["extra"]["rerank"] for t in traces if "usage" in t["extra"].get("rerank", {})]
+    for kind in RERANKERS:
+        usages = [
+            r["usage"] if r["reranker"] == kind else r["compare"][kind]["usage"] for r in reranks
+        ]
+        out[f"{kind}_s"] = fmean(u["wall_seconds"] for u in usages) if usages else 0.0
+        out[f"{kind}_tokens"] = (
+            fmean(u["prompt_tokens"] + u["completion_tokens"] for u in usages) if usages else 0.0
+        )
+    out["kept_mean"] = fmean(len(r["kept"]) for r in reranks) if reranks else 0.0
+    return out
+
+
+async def run_model(model: str, args: argparse.Namespace) -> dict[str, Any]:
+    items = load_dataset("humaneval", limit=args.limit, seed=args.seed)
+    config = strategy(args.n, args.sample_seed, args.max_tokens)
+    worker = TransformersWorker.load(model, model_name=model, threads=args.threads)
+    orch = Orchestrator({model: worker}, FixedPolicy((model,), config), task="code")
+    out = RESULTS / "runs" / f"codersa_{model}_n{args.n}.jsonl"
+    run_config = {
+        "dataset": "humaneval",
+        "limit": args.limit,
+        "seed": args.seed,
+        "model": model,
+        "strategy": config.model_dump(),
+    }
+    try:
+        summary = await run_eval(items, orch.answer, out, run_config=run_config)
+    finally:
+        await worker.close()
+    rates = summary.rerankers
+    row: dict[str, Any] = {
+        "model": model,
+        "items": summary.n,
+        "n": args.n,
+        "random": rates.get("random (expected)", 0.0),
+        **{kind: rates.get(kind, 0.0) for kind in RERANKERS},
+        "oracle@n": summary.oracle or 0.0,
+        "failures": summary.failures,
+        **costs(out),
+    }
+    return row
+
+
+async def run(args: argparse.Namespace) -> None:
+    rows = [await run_model(model, args) for model in args.models]
+    path = RESULTS / "codersa.json"
+    previous = json.loads(path.read_text())["rows"] if path.exists() else []
+    kept = [r for r in previous if r["model"] not in args.models or r["n"] != args.n]
+    report(
+        "codersa",
+        [*kept, *rows],
+        summary={"limit": args.limit, "problem_seed": args.seed, "sample_seed": args.sample_seed},
+        title=f"HumanEval top-1 by reranker, {args.limit} problems",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"],
+    )
+    parser.add_argument("--limit", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0, help="0: the first LIMIT problems")
+    parser.add_argument("--sample-seed", type=int, default=0)
+    parser.add_argument("--n", type=int, default=10)
+    parser.add_argument("--max-tokens", type=int, default=384)
+    parser.add_argument("--threads", type=int, default=2)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
