@@ -146,7 +146,7 @@ class SelectLLMPolicy(RoutingPolicy):
 
     def plan(self, query: Query) -> Plan:
         confidences = self.router.confidences([query.text])[0]
-        selection = self._select(confidences)
+        selection = self.select(confidences)
         return Plan(
             models=selection.models,
             strategy=self.strategy,
@@ -158,7 +158,8 @@ class SelectLLMPolicy(RoutingPolicy):
     def models(self) -> frozenset[str]:
         return frozenset(self.router.models)
 
-    def _select(self, confidences: Mapping[str, float]) -> Selection:
+    def select(self, confidences: Mapping[str, float]) -> Selection:
+        """The models (and vote weights) the rule picks given per-model confidences."""
         latency = self.router.latency
         if self.rule == "maxconf":
             return max_conf(confidences, latency, k=self.k, threshold=self.threshold)
