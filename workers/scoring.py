@@ -47,7 +47,9 @@ def score_continuations(
             longest, stop = widest, stop + 1
         chunk = continuations[start:stop]
         results.extend(
-            _score_chunk(model, prefill.past_key_values, len(prompt_ids), first, chunk, pad_token_id)
+            _score_chunk(
+                model, prefill.past_key_values, len(prompt_ids), first, chunk, pad_token_id
+            )
         )
         start = stop
     return results
