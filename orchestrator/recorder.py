@@ -52,6 +52,9 @@ class CallRecorder:
                 prompt_tokens=u.prompt_tokens,
                 completion_tokens=u.completion_tokens,
                 seconds=u.seconds,
+                replica=u.replica,
+                attempts=u.attempts,
+                failovers=u.failovers,
             )
         )
         log.debug("generated", model=model, n=request.params.n, tokens=u.completion_tokens)
@@ -76,6 +79,9 @@ class CallRecorder:
                 prompt_tokens=u.prompt_tokens,
                 completion_tokens=0,
                 seconds=u.seconds,
+                replica=u.replica,
+                attempts=u.attempts,
+                failovers=u.failovers,
             )
         )
         return result

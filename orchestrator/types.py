@@ -98,6 +98,9 @@ class GenerationRecord(BaseModel):
     completion_tokens: int
     seconds: float
     error: str | None = None
+    replica: str | None = Field(default=None, description="which pool replica answered")
+    attempts: int = 1
+    failovers: int = 0
 
 
 class VoteRecord(BaseModel):

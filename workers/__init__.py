@@ -16,6 +16,8 @@ from workers.base import (
     WorkerUsage,
 )
 from workers.config import (
+    OpenAIWorkerConfig,
+    PoolConfig,
     ScriptedWorkerConfig,
     TransformersWorkerConfig,
     WorkerConfig,
@@ -30,6 +32,7 @@ from workers.errors import (
     UnknownModelError,
     WorkerFailure,
 )
+from workers.pool import PoolStats, ReplicaStats, WorkerPool
 from workers.scripted import ScriptedWorker, cycle_texts
 
 __all__ = [
@@ -41,8 +44,14 @@ __all__ = [
     "GenerateRequest",
     "GenerateResult",
     "ModelNotPulledError",
+    "OpenAIWorker",
+    "OpenAIWorkerConfig",
+    "PoolConfig",
+    "PoolStats",
     "Prompt",
     "PullError",
+    "ReplicaStats",
+    "RequestRejected",
     "SamplingParams",
     "ScoreRequest",
     "ScoreResult",
@@ -55,6 +64,7 @@ __all__ = [
     "Worker",
     "WorkerConfig",
     "WorkerFailure",
+    "WorkerPool",
     "WorkerUsage",
     "build_worker",
     "cycle_texts",
@@ -62,9 +72,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # TransformersWorker imports torch and transformers: only when asked for.
+    # TransformersWorker imports torch and transformers, OpenAIWorker httpx: only when asked.
     if name == "TransformersWorker":
         from workers.transformers_worker import TransformersWorker
 
         return TransformersWorker
+    if name in ("OpenAIWorker", "RequestRejected"):
+        from workers import openai_worker
+
+        return getattr(openai_worker, name)
     raise AttributeError(f"module 'workers' has no attribute {name!r}")

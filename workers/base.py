@@ -69,9 +69,14 @@ class SamplingParams(_Frozen):
 
 
 class GenerateRequest(_Frozen):
+    """``assistant_prefix`` continues a partial reply: the model reads the rendered prompt
+    (for chat, up to the assistant turn's start) followed by this text, and the completion
+    is what comes after it (step-by-step search builds paths this way)."""
+
     prompt: Prompt
     params: SamplingParams = SamplingParams()
     request_id: str = ""
+    assistant_prefix: str = ""
 
     @model_validator(mode="after")
     def _non_empty(self) -> GenerateRequest:
@@ -95,11 +100,18 @@ class Completion(_Frozen):
 
 
 class WorkerUsage(_Frozen):
-    """What one call cost: tokens read and written, and its wall seconds at the seam."""
+    """What one call cost: tokens read and written, and its wall seconds at the seam.
+
+    A pool also says which replica answered, how many tries the call took and how many of
+    them moved to another replica after a failure; a single worker leaves the defaults.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    replica: str | None = None
+    attempts: int = Field(default=1, ge=1)
+    failovers: int = Field(default=0, ge=0)
 
 
 class GenerateResult(_Frozen):

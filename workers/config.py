@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -12,6 +13,9 @@ from workers.scripted import ScriptedWorker, cycle_texts
 
 __all__ = [
     "WORKER_BUILDERS",
+    "OpenAIWorkerConfig",
+    "PoolConfig",
+    "ReplicaConfig",
     "ScriptedWorkerConfig",
     "TransformersWorkerConfig",
     "WorkerConfig",
@@ -40,8 +44,55 @@ class ScriptedWorkerConfig(_Strict):
     responses: tuple[str, ...] = Field(min_length=1)
 
 
+class OpenAIWorkerConfig(_Strict):
+    """A model behind an OpenAI-compatible HTTP server, e.g. ``vllm serve``."""
+
+    kind: Literal["openai"] = "openai"
+    base_url: str = Field(description="the server's root, e.g. http://127.0.0.1:8000")
+    model: str = Field(description="the served model name (vllm serve --served-model-name)")
+    api_key_env: str | None = Field(
+        default=None, description="the environment variable holding the API key, if any"
+    )
+    timeout_s: float = Field(default=120.0, gt=0, description="read/write/pool timeout")
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    health_timeout_s: float = Field(default=5.0, gt=0)
+    token_ids: bool = Field(default=True, description="ask for token ids (vLLM return_token_ids)")
+    step_tag: str = Field(default="<extra_0>", description="a served PRM's step separator")
+
+
+# The in-process vLLM engine (kind: vllm, AsyncLLM) will be a third replica kind here:
+# a VLLMWorkerConfig added to ReplicaConfig, and a builder importing vllm lazily.
+ReplicaConfig = Annotated[
+    TransformersWorkerConfig | ScriptedWorkerConfig | OpenAIWorkerConfig,
+    Field(discriminator="kind"),
+]
+"""One backend of a model: anything but a pool (pools do not nest in configs)."""
+
+
+class PoolConfig(_Strict):
+    """Replicas of one model behind one worker: balanced, retried and health-checked."""
+
+    kind: Literal["pool"] = "pool"
+    replicas: tuple[ReplicaConfig, ...] = Field(min_length=1)
+    max_concurrency: int | None = Field(
+        default=None, ge=1, description="calls in flight per replica; None: no limit"
+    )
+    max_attempts: int = Field(default=3, ge=1, description="tries per call, fail-overs included")
+    request_timeout_s: float | None = Field(default=None, gt=0, description="per try")
+    deadline_s: float | None = Field(
+        default=None, gt=0, description="per call, queueing and every try included"
+    )
+    eject_after: int | None = Field(
+        default=3, ge=1, description="consecutive failures that eject a replica; None: never"
+    )
+    probe_interval_s: float = Field(default=5.0, gt=0)
+    probe_timeout_s: float = Field(default=10.0, gt=0)
+    drain_timeout_s: float = Field(default=30.0, ge=0, description="close() waits this long")
+
+
 WorkerConfig = Annotated[
-    TransformersWorkerConfig | ScriptedWorkerConfig, Field(discriminator="kind")
+    TransformersWorkerConfig | ScriptedWorkerConfig | OpenAIWorkerConfig | PoolConfig,
+    Field(discriminator="kind"),
 ]
 
 
@@ -61,9 +112,54 @@ def _scripted(name: str, config: Any) -> Worker:
     return ScriptedWorker(name, cycle_texts(config.responses))
 
 
+def _openai(name: str, config: Any) -> Worker:
+    from workers.openai_worker import OpenAIWorker
+
+    api_key = None
+    if config.api_key_env is not None:
+        api_key = os.environ.get(config.api_key_env)
+        if not api_key:
+            raise ValueError(
+                f"model {name!r}: environment variable {config.api_key_env} (api_key_env) "
+                "is not set"
+            )
+    return OpenAIWorker(
+        config.base_url,
+        model=config.model,
+        model_name=name,
+        api_key=api_key,
+        timeout_s=config.timeout_s,
+        connect_timeout_s=config.connect_timeout_s,
+        health_timeout_s=config.health_timeout_s,
+        token_ids=config.token_ids,
+        step_tag=config.step_tag,
+    )
+
+
+def _pool(name: str, config: Any) -> Worker:
+    from workers.pool import WorkerPool
+
+    replicas = {f"{name}#{i}": build_worker(name, r) for i, r in enumerate(config.replicas)}
+    return WorkerPool(
+        name,
+        replicas,
+        max_concurrency=config.max_concurrency,
+        max_attempts=config.max_attempts,
+        request_timeout_s=config.request_timeout_s,
+        deadline_s=config.deadline_s,
+        eject_after=config.eject_after,
+        probe_interval_s=config.probe_interval_s,
+        probe_timeout_s=config.probe_timeout_s,
+        drain_timeout_s=config.drain_timeout_s,
+    )
+
+
 WORKER_BUILDERS: dict[str, Callable[[str, Any], Worker]] = {
     "transformers": _transformers,
     "scripted": _scripted,
+    "openai": _openai,
+    "pool": _pool,
+    # "vllm": the in-process engine, when it lands (see ReplicaConfig).
 }
 
 

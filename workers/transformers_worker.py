@@ -119,7 +119,7 @@ class TransformersWorker(Worker):
     # -- the seam -------------------------------------------------------------------------
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
-        job = _GenerateJob(request, self._encode_prompt(request.prompt))
+        job = _GenerateJob(request, self._encode_prompt(request.prompt, request.assistant_prefix))
         result: GenerateResult = await self._submit(job)
         return result
 
@@ -158,8 +158,8 @@ class TransformersWorker(Worker):
             self._warned_no_template = True
         return _plain_chat(prompt)
 
-    def _encode_prompt(self, prompt: Prompt) -> tuple[int, ...]:
-        text = self.render_prompt(prompt)
+    def _encode_prompt(self, prompt: Prompt, assistant_prefix: str = "") -> tuple[int, ...]:
+        text = self.render_prompt(prompt) + assistant_prefix
         # A chat template already writes the special tokens it wants.
         ids = self.tokenizer.encode(text, add_special_tokens=isinstance(prompt, str))
         if not ids:
