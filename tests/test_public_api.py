@@ -15,7 +15,7 @@ def test_orchestrator_exports() -> None:
         "SelfConsistencyConfig", "StrategyConfig", "System2Config", "TaskType", "Trace",
         "Usage", "VoteRecord", "load_config", "parse_config",
         "RerankConfig", "RerankerConfig", "RSARerankerConfig", "CoderRerankerConfig",
-        "CoderReviewerRerankerConfig", "RandomRerankerConfig",
+        "CoderReviewerRerankerConfig", "RandomRerankerConfig", "StepBeamConfig", "MetastableConfig",
     }  # fmt: skip
     for name in orchestrator.__all__:
         assert getattr(orchestrator, name) is not None

@@ -10,18 +10,22 @@ from orchestrator.strategies.config import (
     CoderReviewerRerankerConfig,
     EarlyStopConfig,
     GreedyConfig,
+    MetastableConfig,
     RandomRerankerConfig,
     RerankConfig,
     RerankerConfig,
     RSARerankerConfig,
     SampleConfig,
     SelfConsistencyConfig,
+    StepBeamConfig,
     StrategyConfig,
 )
 from orchestrator.strategies.greedy import run_greedy
+from orchestrator.strategies.metastable import run_metastable
 from orchestrator.strategies.rerank import run_rerank
 from orchestrator.strategies.sample import run_sample
 from orchestrator.strategies.self_consistency import run_self_consistency
+from orchestrator.strategies.step_beam import run_step_beam
 
 __all__ = [
     "STRATEGIES",
@@ -30,12 +34,14 @@ __all__ = [
     "CoderReviewerRerankerConfig",
     "EarlyStopConfig",
     "GreedyConfig",
+    "MetastableConfig",
     "RSARerankerConfig",
     "RandomRerankerConfig",
     "RerankConfig",
     "RerankerConfig",
     "SampleConfig",
     "SelfConsistencyConfig",
+    "StepBeamConfig",
     "StrategyConfig",
     "StrategyContext",
     "StrategyFn",
@@ -49,6 +55,8 @@ STRATEGIES: dict[str, StrategyFn] = {
     "self_consistency": run_self_consistency,
     "cascade": run_cascade,
     "rerank": run_rerank,
+    "step_beam": run_step_beam,
+    "metastable": run_metastable,
 }
 
 

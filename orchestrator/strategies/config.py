@@ -12,6 +12,7 @@ __all__ = [
     "CoderReviewerRerankerConfig",
     "EarlyStopConfig",
     "GreedyConfig",
+    "MetastableConfig",
     "RSARerankerConfig",
     "RandomRerankerConfig",
     "RerankConfig",
@@ -19,6 +20,7 @@ __all__ = [
     "RerankerKind",
     "SampleConfig",
     "SelfConsistencyConfig",
+    "StepBeamConfig",
     "StrategyConfig",
 ]
 
@@ -136,7 +138,54 @@ class RerankConfig(_Strict):
     compare: tuple[RerankerKind, ...] = ()
 
 
+class _StepSearch(_Strict):
+    """Step-level search: steps are lines sampled one call at a time; ``budget_tokens``
+    caps the generated tokens (a round starts only while some are left)."""
+
+    temperature: float = Field(default=0.7, gt=0.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    top_k: int = Field(default=0, ge=0)
+    step_max_tokens: int = Field(default=96, ge=1, description="tokens per step")
+    max_steps: int = Field(default=24, ge=1, description="steps per path")
+    max_tokens: int = Field(default=512, ge=1, description="tokens per path")
+    seed: int | None = None
+    budget_tokens: int = Field(default=2048, ge=1, description="generated tokens per query")
+
+
+class StepBeamConfig(_StepSearch):
+    """Beam search over steps: each of ``beam_width`` partial paths gets ``expansions``
+    sampled next steps; the ``beam_width`` best children by path value go on; finished
+    paths vote weighted by value."""
+
+    kind: Literal["step_beam"] = "step_beam"
+    beam_width: int = Field(default=3, ge=1)
+    expansions: int = Field(default=3, ge=1)
+
+
+class MetastableConfig(_StepSearch):
+    """Search over a metastable reasoning graph (arXiv 2502.01694, our reading): sample
+    ``seed_paths`` paths, build the step graph, find clusters and sparse edges, then
+    repeatedly branch ``branch_factor`` next steps from the ``branch_states`` best states
+    (value + ``sparse_bonus`` right after a sparse edge - ``revisit_penalty`` per earlier
+    branching) and roll the branches out; finished paths vote weighted by value."""
+
+    kind: Literal["metastable"] = "metastable"
+    seed_paths: int = Field(default=4, ge=1)
+    branch_states: int = Field(default=2, ge=1)
+    branch_factor: int = Field(default=2, ge=1)
+    sparse_bonus: float = Field(default=1.0, ge=0.0, description="lambda")
+    sparse_threshold: float = Field(default=0.2, gt=0.0, le=1.0)
+    cluster_method: Literal["modularity", "markov"] = "modularity"
+    revisit_penalty: float = Field(default=0.5, ge=0.0)
+
+
 StrategyConfig = Annotated[
-    GreedyConfig | SampleConfig | SelfConsistencyConfig | CascadeConfig | RerankConfig,
+    GreedyConfig
+    | SampleConfig
+    | SelfConsistencyConfig
+    | CascadeConfig
+    | RerankConfig
+    | StepBeamConfig
+    | MetastableConfig,
     Field(discriminator="kind"),
 ]

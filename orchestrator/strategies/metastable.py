@@ -1,0 +1,165 @@
+"""``metastable``: search over a metastable reasoning graph (arXiv 2502.01694; our
+operational reading, docs/methods.md section 5).
+
+1. Sample ``seed_paths`` whole paths and add them to a ``ReasoningGraph`` (steps are lines,
+   merged by normalised text; each path ends at its answer's node).
+2. Each round: cluster the graph and mark sparse edges (low-probability transitions
+   between clusters); rank every state (a prefix of a finished path, the root included) by
+
+       priority = agreement(last node) + sparse_bonus * [the prefix's last edge is sparse]
+                  - revisit_penalty * (times already branched from it)
+
+   where agreement(u) is the mean, over finished paths through u, of their answer's vote
+   share among all finished paths (answer agreement stands in for a step verifier);
+   branch ``branch_factor`` sampled next steps from each of the ``branch_states`` best
+   states (one call each, with ``"\\n"`` as stop), roll the branches out, add them.
+3. Stop when the token budget is spent; answer by value-weighted vote over every finished
+   path. The graph (JSON), its clusters and sparse edges go into the trace.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.graph import ROOT, ReasoningGraph, cluster_graph, to_json
+from orchestrator.strategies.base import StrategyContext, StrategyResult
+from orchestrator.strategies.config import MetastableConfig
+from orchestrator.strategies.step_beam import step_settings
+from orchestrator.strategies.stepwise import (
+    Path,
+    StepSampler,
+    TokenBudget,
+    extend_one_step,
+    path_candidates,
+    roll_out,
+    value_weighted_vote,
+)
+
+__all__ = ["BranchState", "agreement", "branch_states", "run_metastable"]
+
+
+@dataclass(frozen=True)
+class BranchState:
+    """A state to branch from: the node keys from the root to it, and its prefix."""
+
+    nodes: tuple[str, ...]
+    prefix: Path
+    priority: float
+    after_sparse: bool
+
+
+def agreement(graph: ReasoningGraph, key: str, shares: Mapping[str, float]) -> float:
+    """Mean vote share (``shares``: answer -> share) of the answers reached through ``key``;
+    0 when no answered path passes through it."""
+    reached = graph.node(key).answers
+    total = sum(reached.values())
+    if not total:
+        return 0.0
+    return sum(count * shares.get(answer, 0.0) for answer, count in reached.items()) / total
+
+
+def branch_states(
+    graph: ReasoningGraph,
+    paths: Sequence[Path],
+    path_ids: Sequence[str],
+    branched: Mapping[tuple[str, ...], int],
+    config: MetastableConfig,
+) -> list[BranchState]:
+    """Every distinct proper prefix of the finished ``paths``, best priority first."""
+    answered = [p.answer for p in paths if p.answer is not None]
+    shares = {a: c / len(answered) for a, c in Counter(answered).items()} if answered else {}
+    sparse = set(graph.sparse_edges())
+    states: dict[tuple[str, ...], BranchState] = {}
+    for path, path_id in zip(paths, path_ids, strict=True):
+        nodes = graph.paths[path_id].nodes
+        for i in range(len(path.steps)):  # i steps taken; the full path is not a state
+            key = nodes[: i + 1]
+            if key in states:
+                continue
+            after_sparse = i >= 1 and (nodes[i - 1], nodes[i]) in sparse
+            priority = (
+                agreement(graph, nodes[i], shares)
+                + config.sparse_bonus * after_sparse
+                - config.revisit_penalty * branched.get(key, 0)
+            )
+            states[key] = BranchState(key, path.prefix_after(i), priority, after_sparse)
+    return sorted(states.values(), key=lambda s: (-s.priority, len(s.nodes)))
+
+
+async def run_metastable(ctx: StrategyContext, config: MetastableConfig) -> StrategyResult:
+    model = ctx.models[0]
+    sampler = StepSampler(step_settings(config))
+    budget = TokenBudget(config.budget_tokens)
+    graph = ReasoningGraph()
+    finished: list[Path] = []
+    path_ids: list[str] = []
+
+    def add(new: Sequence[Path]) -> None:
+        for p in new:
+            if not p.steps:
+                continue  # an empty reply has no step to place in the graph
+            info = graph.add_path(p.steps, answer=p.answer, value=p.value, tokens=p.tokens)
+            finished.append(p)
+            path_ids.append(info.path_id)
+
+    seeds, completions = await roll_out(ctx, model, [Path()] * config.seed_paths, sampler)
+    budget.charge(completions)
+    add(seeds)
+    unplaced = [p for p in seeds if not p.steps]
+    branched: Counter[tuple[str, ...]] = Counter()
+    rounds: list[dict[str, Any]] = []
+    while budget.left and finished:
+        clustering = cluster_graph(
+            graph, method=config.cluster_method, threshold=config.sparse_threshold
+        )
+        chosen = branch_states(graph, finished, path_ids, branched, config)[: config.branch_states]
+        children, completions = await extend_one_step(
+            ctx, model, [s.prefix for s in chosen], config.branch_factor, sampler
+        )
+        budget.charge(completions)
+        flat = [c for group in children for c in group]
+        rolled, completions = await roll_out(
+            ctx, model, [c for c in flat if not c.finished], sampler
+        )
+        budget.charge(completions)
+        add([c for c in flat if c.finished] + rolled)
+        for state in chosen:
+            branched[state.nodes] += 1
+        rounds.append(
+            {
+                "clusters": len(clustering.clusters),
+                "sparse_edges": len(clustering.sparse_edges),
+                "branched_after_sparse": sum(s.after_sparse for s in chosen),
+                "branched_from_root": sum(s.nodes == (ROOT,) for s in chosen),
+                "tokens": budget.spent,
+            }
+        )
+    final = cluster_graph(graph, method=config.cluster_method, threshold=config.sparse_threshold)
+    everything = finished + unplaced
+    candidates = path_candidates(ctx, model, everything)
+    winner, vote = value_weighted_vote(everything)
+    chosen_candidate = candidates[everything.index(winner)] if winner is not None else None
+    extra = {
+        "search": {
+            "kind": "metastable",
+            "budget_tokens": budget.limit,
+            "tokens": budget.spent,
+            "rounds": rounds,
+            "finished_paths": len(everything),
+            "nodes": len(graph),
+            "clusters": len(final.clusters),
+            "sparse_edges": len(final.sparse_edges),
+        },
+        "graph": json.loads(to_json(graph)),
+    }
+    return StrategyResult(
+        answer=winner.answer if winner else None,
+        chosen=chosen_candidate,
+        candidates=candidates,
+        vote=vote,
+        extra=extra,
+    )
