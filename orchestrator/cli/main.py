@@ -1,4 +1,4 @@
-"""The ``system2`` command line: ask, eval, report, and models."""
+"""The ``system2`` command line: ask, eval, report, graph, models and router."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from orchestrator.cli.graph_cmd import graph
 from orchestrator.cli.models_cmd import app as models_app
 from orchestrator.cli.router_cmd import app as router_app
 from orchestrator.config import ConfigError, System2Config, load_config
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 app.add_typer(router_app, name="router")
+app.command()(graph)
 console = Console()
 err = Console(stderr=True)
 

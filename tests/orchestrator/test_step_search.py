@@ -12,10 +12,14 @@ word is one token.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+from typer.testing import CliRunner
 
 from orchestrator import MetastableConfig, Orchestrator, Query, StepBeamConfig, parse_config
-from orchestrator.graph import from_json
+from orchestrator.graph import ReasoningGraph, from_json
 from orchestrator.strategies.stepwise import split_steps
 from policies import FixedPolicy
 from workers.base import GenerateRequest
@@ -106,7 +110,7 @@ def test_metastable_search_branches_and_records_the_graph() -> None:
 def test_states_right_after_a_sparse_edge_are_preferred() -> None:
     """Two dense clusters (a<->b, x<->y) joined by the rare step b -> x: with a sparse
     bonus the state ending at x ranks first; without it, it does not."""
-    from orchestrator.graph import ReasoningGraph, cluster_graph
+    from orchestrator.graph import cluster_graph
     from orchestrator.strategies.metastable import branch_states
     from orchestrator.strategies.stepwise import Path
 
@@ -134,9 +138,7 @@ def test_states_right_after_a_sparse_edge_are_preferred() -> None:
     assert penalised[0].nodes != with_bonus[0].nodes
 
 
-def from_json_dict(data: dict[str, object]):  # type: ignore[no-untyped-def]
-    import json
-
+def from_json_dict(data: dict[str, object]) -> ReasoningGraph:
     return from_json(json.dumps(data))
 
 
@@ -150,3 +152,43 @@ def test_search_strategies_load_from_yaml(kind: str) -> None:
         }
     )
     assert config.strategy.kind == kind
+
+
+def _run_file(tmp_path: Path, with_graph: bool = True) -> Path:
+    answer, _ = _answer(MetastableConfig(seed_paths=4, seed=0, budget_tokens=80))
+    trace = answer.trace.model_dump(mode="json")
+    if not with_graph:
+        trace["extra"].pop("graph")
+    path = tmp_path / "run.jsonl"
+    lines = [{"type": "header"}, {"type": "item", "id": "q", "status": "ok", "trace": trace}]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def test_graph_command_draws_and_exports(tmp_path: Path, cli_runner: CliRunner) -> None:
+    """`system2 graph RUN --item ID` draws the PNG, writes JSON that reads back to the
+    trace's graph, and writes preference pairs."""
+    from orchestrator.cli.main import app
+
+    run = _run_file(tmp_path)
+    png, js, prefs = tmp_path / "g.png", tmp_path / "g.json", tmp_path / "p.jsonl"
+    result = cli_runner.invoke(app, ["graph", str(run), "--item", "q", "--out", str(png),
+                                     "--json", str(js), "--preferences", str(prefs)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    recorded = json.loads(run.read_text().splitlines()[1])["trace"]["extra"]["graph"]
+    assert from_json(js.read_text()) == from_json_dict(recorded)
+    assert prefs.exists()
+    assert "meta-chain" in result.output
+
+
+def test_graph_command_names_what_is_missing(tmp_path: Path, cli_runner: CliRunner) -> None:
+    from orchestrator.cli.main import app
+
+    run = _run_file(tmp_path, with_graph=False)
+    result = cli_runner.invoke(app, ["graph", str(run), "--item", "nope"])
+    assert result.exit_code == 2
+    assert "no item 'nope'" in result.output
+    result = cli_runner.invoke(app, ["graph", str(run), "--item", "q"])
+    assert result.exit_code == 2
+    assert "has no graph" in result.output
