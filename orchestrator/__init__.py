@@ -26,6 +26,7 @@ from orchestrator.strategies import (
     SelfConsistencyConfig,
     StepBeamConfig,
     StrategyConfig,
+    VerifierGuidedConfig,
 )
 from orchestrator.types import (
     Answer,
@@ -65,6 +66,7 @@ __all__ = [
     "TaskType",
     "Trace",
     "Usage",
+    "VerifierGuidedConfig",
     "VoteRecord",
     "load_config",
     "parse_config",

@@ -16,7 +16,7 @@ from orchestrator.prompts import PromptConfig
 from orchestrator.strategies.config import SelfConsistencyConfig, StrategyConfig
 from orchestrator.types import TaskType
 from policies.config import PolicyConfig
-from workers.config import WorkerConfig
+from workers.config import PoolConfig, TransformersWorkerConfig, VLLMWorkerConfig, WorkerConfig
 
 __all__ = ["ConfigError", "LoggingConfig", "System2Config", "load_config", "parse_config"]
 
@@ -53,6 +53,30 @@ class System2Config(BaseModel):
                 f"under 'models' (declared: {', '.join(sorted(self.models))})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _verifiers_for_system2(self) -> System2Config:
+        """Strategy ``system2`` on an in-process model needs that model's verifier (other
+        backends are checked when the strategy runs)."""
+        strategy = getattr(self.policy, "strategy", None) or self.strategy
+        if strategy.kind != "system2":
+            return self
+        lacking = [m for m in self.policy.models if _lacks_verifier(self.models.get(m))]
+        if lacking:
+            raise ValueError(
+                f"strategy 'system2' needs a token verifier on model(s) "
+                f"{', '.join(map(repr, lacking))}: add `verifier: {{path: DIR}}` to the "
+                "transformers or vllm config (train one with `system2 verifier train`)"
+            )
+        return self
+
+
+def _lacks_verifier(config: WorkerConfig | None) -> bool:
+    if isinstance(config, TransformersWorkerConfig | VLLMWorkerConfig):
+        return config.verifier is None
+    if isinstance(config, PoolConfig):
+        return any(_lacks_verifier(r) for r in config.replicas)
+    return False
 
 
 def parse_config(data: Any, *, source: str = "<config>") -> System2Config:

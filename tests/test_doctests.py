@@ -11,6 +11,7 @@ import structlog
 MODULES = [
     "orchestrator.extraction",
     "orchestrator.aggregation.voting",
+    "orchestrator.aggregation.verifier_vote",
     "orchestrator.aggregation.rsa",
     "orchestrator.aggregation.rerankers",
     "orchestrator.orchestrator",

@@ -16,6 +16,7 @@ def test_orchestrator_exports() -> None:
         "Usage", "VoteRecord", "load_config", "parse_config",
         "RerankConfig", "RerankerConfig", "RSARerankerConfig", "CoderRerankerConfig",
         "CoderReviewerRerankerConfig", "RandomRerankerConfig", "StepBeamConfig", "MetastableConfig",
+        "VerifierGuidedConfig",
     }  # fmt: skip
     for name in orchestrator.__all__:
         assert getattr(orchestrator, name) is not None

@@ -8,10 +8,12 @@ from workers.base import (
     ContinuationScore,
     GenerateRequest,
     GenerateResult,
+    Guidance,
     Prompt,
     SamplingParams,
     ScoreRequest,
     ScoreResult,
+    TokenAlternative,
     Worker,
     WorkerUsage,
 )
@@ -20,6 +22,8 @@ from workers.config import (
     PoolConfig,
     ScriptedWorkerConfig,
     TransformersWorkerConfig,
+    VerifierConfig,
+    VLLMWorkerConfig,
     WorkerConfig,
     build_worker,
 )
@@ -30,6 +34,7 @@ from workers.errors import (
     PullError,
     System2WorkerError,
     UnknownModelError,
+    UnsupportedRequest,
     WorkerFailure,
 )
 from workers.pool import PoolStats, ReplicaStats, WorkerPool
@@ -43,6 +48,7 @@ __all__ = [
     "ContinuationScore",
     "GenerateRequest",
     "GenerateResult",
+    "Guidance",
     "ModelNotPulledError",
     "OpenAIWorker",
     "OpenAIWorkerConfig",
@@ -58,9 +64,14 @@ __all__ = [
     "ScriptedWorker",
     "ScriptedWorkerConfig",
     "System2WorkerError",
+    "TokenAlternative",
     "TransformersWorker",
     "TransformersWorkerConfig",
     "UnknownModelError",
+    "UnsupportedRequest",
+    "VLLMWorker",
+    "VLLMWorkerConfig",
+    "VerifierConfig",
     "Worker",
     "WorkerConfig",
     "WorkerFailure",
@@ -77,6 +88,10 @@ def __getattr__(name: str) -> object:
         from workers.transformers_worker import TransformersWorker
 
         return TransformersWorker
+    if name == "VLLMWorker":  # vllm itself is imported only when an engine starts
+        from workers.vllm_worker import VLLMWorker
+
+        return VLLMWorker
     if name in ("OpenAIWorker", "RequestRejected"):
         from workers import openai_worker
 

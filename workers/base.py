@@ -13,9 +13,12 @@ Usage (tokens, seconds) is measured here so every strategy is charged the same w
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from workers.errors import UnsupportedRequest
 
 __all__ = [
     "ChatMessage",
@@ -24,10 +27,12 @@ __all__ = [
     "FinishReason",
     "GenerateRequest",
     "GenerateResult",
+    "Guidance",
     "Prompt",
     "SamplingParams",
     "ScoreRequest",
     "ScoreResult",
+    "TokenAlternative",
     "Worker",
     "WorkerUsage",
 ]
@@ -50,8 +55,33 @@ Prompt = str | tuple[ChatMessage, ...]
 """A raw text prompt, or chat messages to render with the model's chat template."""
 
 
+class Guidance(_Frozen):
+    """System-2 (LLM2) verifier guidance of one request's decoding, arXiv 2412.20372.
+
+    Each step the candidates are V_t = {v : p(v) >= ``alpha`` * max p}, capped at the
+    ``top_k`` most probable (0: no cap); their logits become z + ``beta`` * s(x_<t, v) and
+    every other token is masked; then greedy or sampling proceeds as usual. ``beta = 0``
+    changes nothing. Defaults: the paper's alpha 0.1 and beta 0.25; the cap of 10 is ours.
+    """
+
+    beta: float = Field(default=0.25, ge=0.0)
+    alpha: float = Field(default=0.1, ge=0.0, le=1.0)
+    top_k: int = Field(default=10, ge=0)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Guidance:
+        if self.alpha == 0.0 and self.top_k == 0:
+            raise ValueError("alpha = 0 needs a top_k cap (otherwise V_t is the whole vocabulary)")
+        return self
+
+
 class SamplingParams(_Frozen):
-    """How to sample. ``temperature == 0`` means greedy (and ignores top-p/top-k/seed)."""
+    """How to sample. ``temperature == 0`` means greedy (and ignores top-p/top-k/seed).
+
+    ``guidance`` asks the worker to steer this request with its token verifier (None:
+    plain decoding, exactly as without a verifier); a worker without one refuses it.
+    Temperature, top-p and top-k then apply to the guided logits.
+    """
 
     n: int = Field(default=1, ge=1)
     temperature: float = Field(default=0.0, ge=0.0)
@@ -62,6 +92,7 @@ class SamplingParams(_Frozen):
     seed: int | None = Field(
         default=None, description="sample i of a request uses seed + i; None draws a fresh seed"
     )
+    guidance: Guidance | None = None
 
     @property
     def greedy(self) -> bool:
@@ -122,16 +153,32 @@ class GenerateResult(_Frozen):
 
 class ScoreRequest(_Frozen):
     """Score each continuation as a suffix of the prompt. The prompt and each continuation
-    are tokenized separately and concatenated, so token boundaries never straddle them."""
+    are tokenized separately and concatenated, so token boundaries never straddle them.
+
+    ``top_logprobs = k > 0`` also asks, at every continuation position, for the k most
+    probable tokens there (``ContinuationScore.top_alternatives``)."""
 
     prompt: Prompt
     continuations: tuple[str, ...] = Field(min_length=1)
     request_id: str = ""
+    top_logprobs: int = Field(default=0, ge=0)
+
+
+class TokenAlternative(_Frozen):
+    """A token the model could have put at a position, with its log-probability there."""
+
+    token_id: int
+    logprob: float
 
 
 class ContinuationScore(_Frozen):
+    """``top_alternatives[i]``: the ``top_logprobs`` most probable tokens at continuation
+    position i (given the prompt and ``token_ids[:i]``), most probable first, whether or not
+    ``token_ids[i]`` is among them; empty when none were asked for."""
+
     token_ids: tuple[int, ...]
     token_logprobs: tuple[float, ...]
+    top_alternatives: tuple[tuple[TokenAlternative, ...], ...] = ()
 
     @property
     def total_logprob(self) -> float:
@@ -157,6 +204,22 @@ class Worker(abc.ABC):
     @abc.abstractmethod
     async def score(self, request: ScoreRequest) -> ScoreResult:
         """Return log P(continuation | prompt) for every continuation."""
+
+    @property
+    def supports_guidance(self) -> bool:
+        """Whether requests with ``SamplingParams.guidance`` can run here (a verifier is
+        attached); False unless a backend says otherwise."""
+        return False
+
+    async def decode_tokens(self, token_ids: Sequence[int]) -> str:
+        """The text of ``token_ids`` (special tokens dropped), as the model's tokenizer
+        decodes them; lets callers without a tokenizer turn alternatives into text.
+
+        Backends without a tokenizer at hand raise ``UnsupportedRequest``.
+        """
+        raise UnsupportedRequest(
+            self.model_name, f"{type(self).__name__} cannot decode token ids (no tokenizer)"
+        )
 
     async def close(self) -> None:  # noqa: B027 - optional hook, most workers hold nothing
         """Release the model and any threads or connections."""

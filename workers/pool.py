@@ -195,6 +195,15 @@ class WorkerPool(Worker):
     async def score(self, request: ScoreRequest) -> ScoreResult:
         return await self._call(lambda worker: worker.score(request))
 
+    @property
+    def supports_guidance(self) -> bool:
+        """True when every replica does (a guided call may land on any of them)."""
+        return all(r.worker.supports_guidance for r in self._replicas)
+
+    async def decode_tokens(self, token_ids: Sequence[int]) -> str:
+        """Decoded by the first replica (replicas of one model share its tokenizer)."""
+        return await self._replicas[0].worker.decode_tokens(token_ids)
+
     async def close(self) -> None:
         """Stop taking calls, drain in-flight ones (up to ``drain_timeout_s``), close all."""
         if self._closing:

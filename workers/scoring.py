@@ -5,22 +5,35 @@ scoring k continuations of one prompt computes the prompt once, not k times (for
 matrices, where prompts are as long as the continuations, this is most of the work).
 Continuations are right-padded after the shared prompt. Rows are chunked so the
 [rows, positions, vocab] logits tensor stays under a budget.
+
+``score_with_alternatives`` also returns, at every continuation position, the ``top`` most
+probable tokens there (from the same logits, so at no extra forward cost).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-__all__ = ["score_continuations"]
+__all__ = ["ScoredContinuation", "score_continuations", "score_with_alternatives"]
 
 _LOGIT_BUDGET = 64 * 1024 * 1024  # float32 logits kept per forward pass (256 MB)
 
 
-@torch.inference_mode()
+@dataclass(slots=True)
+class ScoredContinuation:
+    """Per-token log-probs of one continuation and, per position, the top alternatives:
+    ``top_ids[i]`` / ``top_logprobs[i]`` most probable first (empty lists when top = 0)."""
+
+    logprobs: list[float]
+    top_ids: list[list[int]] = field(default_factory=list)
+    top_logprobs: list[list[float]] = field(default_factory=list)
+
+
 def score_continuations(
     model: Any,
     prompt_ids: Sequence[int],
@@ -29,13 +42,32 @@ def score_continuations(
     pad_token_id: int,
 ) -> list[list[float]]:
     """Per-token log-probs of each continuation given the (non-empty) prompt."""
+    scored = score_with_alternatives(
+        model, prompt_ids, continuations, pad_token_id=pad_token_id, top=0
+    )
+    return [s.logprobs for s in scored]
+
+
+@torch.inference_mode()
+def score_with_alternatives(
+    model: Any,
+    prompt_ids: Sequence[int],
+    continuations: Sequence[Sequence[int]],
+    *,
+    pad_token_id: int,
+    top: int,
+) -> list[ScoredContinuation]:
+    """``score_continuations`` plus the ``top`` most probable tokens at every position."""
     if not prompt_ids:
         raise ValueError("scoring needs at least one prompt token to condition on")
+    if top < 0:
+        raise ValueError(f"top must be >= 0, got {top}")
     prompt = torch.tensor([list(prompt_ids)], dtype=torch.long)
     prefill = model(input_ids=prompt, use_cache=True, logits_to_keep=1)
     first = torch.log_softmax(prefill.logits[0, -1].float(), dim=-1)
     vocab = int(model.config.vocab_size)
-    results: list[list[float]] = []
+    top = min(top, int(first.shape[-1]))
+    results: list[ScoredContinuation] = []
     start = 0
     while start < len(continuations):
         longest = len(continuations[start])
@@ -48,11 +80,17 @@ def score_continuations(
         chunk = continuations[start:stop]
         results.extend(
             _score_chunk(
-                model, prefill.past_key_values, len(prompt_ids), first, chunk, pad_token_id
+                model, prefill.past_key_values, len(prompt_ids), first, chunk, pad_token_id, top
             )
         )
         start = stop
     return results
+
+
+def _top(logprobs: torch.Tensor, top: int) -> tuple[list[list[int]], list[list[float]]]:
+    """The ``top`` best (ids, log-probs) of each row of ``[positions, vocab]`` log-probs."""
+    values, ids = torch.topk(logprobs, top, dim=-1, sorted=True)
+    return ids.tolist(), values.tolist()
 
 
 def _score_chunk(
@@ -62,13 +100,18 @@ def _score_chunk(
     first: torch.Tensor,
     continuations: Sequence[Sequence[int]],
     pad_token_id: int,
-) -> list[list[float]]:
+    top: int,
+) -> list[ScoredContinuation]:
     rows = len(continuations)
     longest = max(len(c) for c in continuations)
-    if longest == 0:
-        return [[] for _ in continuations]
-    firsts = [[float(first[c[0]])] if c else [] for c in continuations]
-    if longest == 1:
+    first_ids, first_lps = _top(first.unsqueeze(0), top) if top else ([], [])
+    firsts = [
+        ScoredContinuation([float(first[c[0]])], list(first_ids), list(first_lps))
+        if c
+        else ScoredContinuation([])
+        for c in continuations
+    ]
+    if longest <= 1:
         return firsts
     # The last token of each continuation predicts nothing we score; feed the rest.
     width = longest - 1
@@ -93,10 +136,17 @@ def _score_chunk(
     logprobs = torch.log_softmax(out.logits.float(), dim=-1)
     results = []
     for i, c in enumerate(continuations):
+        head = firsts[i]
         if len(c) < 2:
-            results.append(firsts[i])
+            results.append(head)
             continue
+        row = logprobs[i, : len(c) - 1]
         targets = torch.tensor(list(c[1:]), dtype=torch.long)
-        picked = logprobs[i, : len(c) - 1].gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        results.append(firsts[i] + picked.tolist())
+        picked = row.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        top_ids, top_lps = _top(row, top) if top else ([], [])
+        results.append(
+            ScoredContinuation(
+                head.logprobs + picked.tolist(), head.top_ids + top_ids, head.top_logprobs + top_lps
+            )
+        )
     return results

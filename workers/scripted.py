@@ -20,6 +20,7 @@ from workers.base import (
     Worker,
     WorkerUsage,
 )
+from workers.errors import UnsupportedRequest
 
 __all__ = ["GenerateHandler", "ScriptedWorker", "cycle_texts"]
 
@@ -54,13 +55,23 @@ class ScriptedWorker(Worker):
         handler: GenerateHandler,
         *,
         seconds_per_call: float = 0.0,
+        guidance: bool = False,
     ) -> None:
         self.model_name = model_name
         self.handler = handler
         self.seconds_per_call = seconds_per_call
+        self.guidance = guidance
         self.requests: list[GenerateRequest | ScoreRequest] = []
 
+    @property
+    def supports_guidance(self) -> bool:
+        """As set by ``guidance=``: a scripted worker accepts guided requests (and, running
+        no model, answers them as it answers any other) only when told to."""
+        return self.guidance
+
     async def generate(self, request: GenerateRequest) -> GenerateResult:
+        if request.params.guidance is not None and not self.guidance:
+            raise UnsupportedRequest(self.model_name, "no verifier: guidance is not supported")
         started = time.perf_counter()
         self.requests.append(request)
         completions = []

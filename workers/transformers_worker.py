@@ -4,6 +4,10 @@ Calls are queued to one model thread. The thread takes every job waiting at that
 (after a short batching window), decodes their rows together (the ``n`` samples of one
 call and the rows of concurrent calls share one batch), and resolves each caller's future.
 torch releases the GIL in its kernels, so the event loop stays responsive meanwhile.
+
+With a token verifier attached (``verifier=``, or ``load(..., verifier=DIR)``), requests
+whose ``SamplingParams.guidance`` is set are decoded with System-2 guidance; the rows of
+other requests in the same batch decode exactly as they would without a verifier.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import torch
@@ -30,15 +35,19 @@ from workers.base import (
     Prompt,
     ScoreRequest,
     ScoreResult,
+    TokenAlternative,
     Worker,
     WorkerUsage,
 )
 from workers.decoding import DecodeRow, LogitsProcessor, decode_batch
-from workers.errors import WorkerFailure
+from workers.errors import UnsupportedRequest, WorkerFailure
 from workers.sampling import RowSampling
-from workers.scoring import score_continuations
+from workers.scoring import score_with_alternatives
 
-__all__ = ["TransformersWorker"]
+if TYPE_CHECKING:
+    from workers.verifier import GuidanceStats, TokenVerifier, VerifierLogitsProcessor
+
+__all__ = ["TransformersWorker", "encode_prompt", "render_prompt"]
 
 log = structlog.get_logger(__name__)
 
@@ -77,6 +86,7 @@ class TransformersWorker(Worker):
         max_batch_rows: int = 32,
         batch_window_s: float = 0.005,
         logits_processor: LogitsProcessor | None = None,
+        verifier: TokenVerifier | None = None,
     ) -> None:
         self.model_name = model_name
         self.model = model.eval()
@@ -84,6 +94,12 @@ class TransformersWorker(Worker):
         self.max_batch_rows = max_batch_rows
         self.batch_window_s = batch_window_s
         self.logits_processor = logits_processor
+        self.verifier = verifier
+        self._guidance: VerifierLogitsProcessor | None = None
+        if verifier is not None:
+            from workers.verifier import VerifierLogitsProcessor
+
+            self._guidance = VerifierLogitsProcessor(verifier)
         self.eos_token_ids = _eos_ids(model, tokenizer)
         pad = tokenizer.pad_token_id
         self.pad_token_id = int(pad if pad is not None else min(self.eos_token_ids))
@@ -100,9 +116,17 @@ class TransformersWorker(Worker):
         model_name: str | None = None,
         dtype: str = "float32",
         threads: int | None = None,
+        verifier: str | Path | None = None,
+        verifier_attn_implementation: str = "sdpa",
+        verify_base: bool = True,
         **kwargs: Any,
     ) -> TransformersWorker:
-        """Load a catalog model (pulled with ``system2 models pull``) or a local directory."""
+        """Load a catalog model (pulled with ``system2 models pull``) or a local directory.
+
+        ``verifier`` is a directory written by ``TokenVerifier.save`` (``system2 verifier
+        train``); it is rebuilt on this model (``TokenVerifier.load``, which checks the base
+        weights' fingerprint unless ``verify_base`` is False) and attached for guidance.
+        """
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from workers.catalog import resolve
@@ -114,11 +138,45 @@ class TransformersWorker(Worker):
         lm = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
         tokenizer = AutoTokenizer.from_pretrained(path)
         log.info("model_loaded", model=str(model), seconds=round(time.perf_counter() - started, 2))
-        return cls(lm, tokenizer, model_name=model_name or str(model), **kwargs)
+        attached = None
+        if verifier is not None:
+            from workers.verifier import TokenVerifier
+
+            started = time.perf_counter()
+            attached = TokenVerifier.load(
+                verifier,
+                lm,
+                attn_implementation=verifier_attn_implementation,
+                verify_base=verify_base,
+            )
+            log.info(
+                "verifier_loaded",
+                verifier=str(verifier),
+                mode=attached.trainable,
+                seconds=round(time.perf_counter() - started, 2),
+            )
+        return cls(lm, tokenizer, model_name=model_name or str(model), verifier=attached, **kwargs)
+
+    # -- guidance -------------------------------------------------------------------------
+
+    @property
+    def supports_guidance(self) -> bool:
+        return self.verifier is not None
+
+    @property
+    def guidance_stats(self) -> GuidanceStats | None:
+        """Running counts and seconds of the verifier's work (None without a verifier)."""
+        return self._guidance.stats if self._guidance is not None else None
 
     # -- the seam -------------------------------------------------------------------------
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
+        if request.params.guidance is not None and self._guidance is None:
+            raise UnsupportedRequest(
+                self.model_name,
+                "the request asks for verifier guidance but this worker has no token verifier "
+                "(set `verifier: {path: DIR}` in its transformers config)",
+            )
         job = _GenerateJob(request, self._encode_prompt(request.prompt, request.assistant_prefix))
         result: GenerateResult = await self._submit(job)
         return result
@@ -131,6 +189,10 @@ class TransformersWorker(Worker):
         result: ScoreResult = await self._submit(job)
         return result
 
+    async def decode_tokens(self, token_ids: Sequence[int]) -> str:
+        text: str = self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
+        return text
+
     async def close(self) -> None:
         with self._lock:
             thread, self._thread = self._thread, None
@@ -141,30 +203,18 @@ class TransformersWorker(Worker):
     # -- prompt rendering -----------------------------------------------------------------
 
     def render_prompt(self, prompt: Prompt) -> str:
-        """The text the model reads; chat messages go through the model's chat template.
-
-        A model without a chat template (a base model) gets a plain "Role: content" layout.
-        """
-        if isinstance(prompt, str):
-            return prompt
-        if getattr(self.tokenizer, "chat_template", None):
-            messages = [m.model_dump() for m in prompt]
-            text: str = self.tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=False
-            )
-            return text
-        if not self._warned_no_template:
+        """The text the model reads (see the module function ``render_prompt``)."""
+        if (
+            not isinstance(prompt, str)
+            and not getattr(self.tokenizer, "chat_template", None)
+            and not self._warned_no_template
+        ):
             log.warning("no_chat_template", model=self.model_name, fallback="Role: content")
             self._warned_no_template = True
-        return _plain_chat(prompt)
+        return render_prompt(self.tokenizer, prompt)
 
     def _encode_prompt(self, prompt: Prompt, assistant_prefix: str = "") -> tuple[int, ...]:
-        text = self.render_prompt(prompt) + assistant_prefix
-        # A chat template already writes the special tokens it wants.
-        ids = self.tokenizer.encode(text, add_special_tokens=isinstance(prompt, str))
-        if not ids:
-            raise ValueError("the prompt encodes to no tokens")
-        return tuple(int(i) for i in ids)
+        return encode_prompt(self.tokenizer, prompt, assistant_prefix, self.render_prompt(prompt))
 
     # -- the model thread -----------------------------------------------------------------
 
@@ -234,7 +284,14 @@ class TransformersWorker(Worker):
             base_seed = params.seed if params.seed is not None else random.getrandbits(62)
             sampling = RowSampling(params.temperature, params.top_p, params.top_k)
             rows += [
-                DecodeRow(job.prompt_ids, sampling, params.max_tokens, params.stop, base_seed + i)
+                DecodeRow(
+                    job.prompt_ids,
+                    sampling,
+                    params.max_tokens,
+                    params.stop,
+                    base_seed + i,
+                    params.guidance,
+                )
                 for i in range(params.n)
             ]
         decoded = []
@@ -246,6 +303,7 @@ class TransformersWorker(Worker):
                 eos_token_ids=self.eos_token_ids,
                 pad_token_id=self.pad_token_id,
                 logits_processor=self.logits_processor,
+                guidance_processor=self._guidance,
             )
         done = time.perf_counter()
         results, offset = [], 0
@@ -272,18 +330,61 @@ class TransformersWorker(Worker):
         return results
 
     def _score_now(self, job: _ScoreJob) -> ScoreResult:
-        per_token = score_continuations(
-            self.model, job.prompt_ids, job.continuation_ids, pad_token_id=self.pad_token_id
+        scored = score_with_alternatives(
+            self.model,
+            job.prompt_ids,
+            job.continuation_ids,
+            pad_token_id=self.pad_token_id,
+            top=job.request.top_logprobs,
         )
         scores = tuple(
-            ContinuationScore(token_ids=tuple(ids), token_logprobs=tuple(lps))
-            for ids, lps in zip(job.continuation_ids, per_token, strict=True)
+            ContinuationScore(
+                token_ids=tuple(ids),
+                token_logprobs=tuple(s.logprobs),
+                top_alternatives=tuple(
+                    tuple(
+                        TokenAlternative(token_id=t, logprob=lp)
+                        for t, lp in zip(top_ids, top_lps, strict=True)
+                    )
+                    for top_ids, top_lps in zip(s.top_ids, s.top_logprobs, strict=True)
+                ),
+            )
+            for ids, s in zip(job.continuation_ids, scored, strict=True)
         )
         usage = WorkerUsage(  # tokens run through the model: the shared prompt counts once
             prompt_tokens=len(job.prompt_ids) + sum(map(len, job.continuation_ids)),
             seconds=time.perf_counter() - job.submitted,
         )
         return ScoreResult(model=self.model_name, scores=scores, usage=usage)
+
+
+def render_prompt(tokenizer: Any, prompt: Prompt) -> str:
+    """The text a model reads; chat messages go through the tokenizer's chat template.
+
+    A model without a chat template (a base model) gets a plain "Role: content" layout.
+    """
+    if isinstance(prompt, str):
+        return prompt
+    if getattr(tokenizer, "chat_template", None):
+        messages = [m.model_dump() for m in prompt]
+        text: str = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False
+        )
+        return text
+    return _plain_chat(prompt)
+
+
+def encode_prompt(
+    tokenizer: Any, prompt: Prompt, assistant_prefix: str = "", rendered: str | None = None
+) -> tuple[int, ...]:
+    """The token ids a ``TransformersWorker`` feeds for ``prompt`` + ``assistant_prefix``
+    (``rendered``: the prompt already rendered by ``render_prompt``)."""
+    text = rendered if rendered is not None else render_prompt(tokenizer, prompt)
+    # A chat template already writes the special tokens it wants.
+    ids = tokenizer.encode(text + assistant_prefix, add_special_tokens=isinstance(prompt, str))
+    if not ids:
+        raise ValueError("the prompt encodes to no tokens")
+    return tuple(int(i) for i in ids)
 
 
 def _rows_of(job: _GenerateJob | _ScoreJob) -> int:

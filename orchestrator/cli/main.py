@@ -1,4 +1,4 @@
-"""The ``system2`` command line: ask, eval, report, graph, models and router."""
+"""The ``system2`` command line: ask, eval, report, graph, models, router and verifier."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from rich.console import Console
 from orchestrator.cli.graph_cmd import graph
 from orchestrator.cli.models_cmd import app as models_app
 from orchestrator.cli.router_cmd import app as router_app
+from orchestrator.cli.verifier_cmd import app as verifier_app
 from orchestrator.config import ConfigError, System2Config, load_config
 from orchestrator.logging import configure_logging
 from orchestrator.orchestrator import Orchestrator
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 app.add_typer(router_app, name="router")
+app.add_typer(verifier_app, name="verifier")
 app.command()(graph)
 console = Console()
 err = Console(stderr=True)

@@ -19,6 +19,7 @@ from orchestrator.strategies.config import (
     SelfConsistencyConfig,
     StepBeamConfig,
     StrategyConfig,
+    VerifierGuidedConfig,
 )
 from orchestrator.strategies.greedy import run_greedy
 from orchestrator.strategies.metastable import run_metastable
@@ -26,6 +27,7 @@ from orchestrator.strategies.rerank import run_rerank
 from orchestrator.strategies.sample import run_sample
 from orchestrator.strategies.self_consistency import run_self_consistency
 from orchestrator.strategies.step_beam import run_step_beam
+from orchestrator.strategies.system2 import run_system2
 
 __all__ = [
     "STRATEGIES",
@@ -46,6 +48,7 @@ __all__ = [
     "StrategyContext",
     "StrategyFn",
     "StrategyResult",
+    "VerifierGuidedConfig",
     "run_strategy",
 ]
 
@@ -57,6 +60,7 @@ STRATEGIES: dict[str, StrategyFn] = {
     "rerank": run_rerank,
     "step_beam": run_step_beam,
     "metastable": run_metastable,
+    "system2": run_system2,
 }
 
 

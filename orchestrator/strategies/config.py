@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "CascadeConfig",
@@ -22,6 +22,7 @@ __all__ = [
     "SelfConsistencyConfig",
     "StepBeamConfig",
     "StrategyConfig",
+    "VerifierGuidedConfig",
 ]
 
 
@@ -179,6 +180,36 @@ class MetastableConfig(_StepSearch):
     revisit_penalty: float = Field(default=0.5, ge=0.0)
 
 
+class VerifierGuidedConfig(_Strict):
+    """System-2 decoding (LLM2, arXiv 2412.20372): the planned models' token verifiers steer
+    every step (z + ``beta`` * s on the ``alpha``-plausible candidates, at most ``top_k``).
+
+    ``n = 1`` with ``temperature = 0`` is verifier-guided greedy; ``n > 1`` (which needs
+    ``temperature > 0``) is verifier-guided self-consistency: ``n`` guided samples per
+    planned model and a majority vote. Every planned model needs a verifier attached
+    (``verifier:`` in its transformers config); otherwise the query fails with a
+    ``ConfigError`` naming the model.
+    """
+
+    kind: Literal["system2"] = "system2"
+    beta: float = Field(default=0.25, ge=0.0, description="verifier weight (paper: 0.25)")
+    alpha: float = Field(default=0.1, ge=0.0, le=1.0, description="plausibility (paper: 0.1)")
+    top_k: int = Field(default=10, ge=0, description="most candidates per step; 0: no cap")
+    n: int = Field(default=1, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=512, ge=1)
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _sampled_when_many(self) -> VerifierGuidedConfig:
+        if self.n > 1 and self.temperature == 0.0:
+            raise ValueError(f"n = {self.n} samples need temperature > 0 (e.g. 0.7)")
+        if self.alpha == 0.0 and self.top_k == 0:
+            raise ValueError("alpha = 0 needs a top_k cap")
+        return self
+
+
 StrategyConfig = Annotated[
     GreedyConfig
     | SampleConfig
@@ -186,6 +217,7 @@ StrategyConfig = Annotated[
     | CascadeConfig
     | RerankConfig
     | StepBeamConfig
-    | MetastableConfig,
+    | MetastableConfig
+    | VerifierGuidedConfig,
     Field(discriminator="kind"),
 ]

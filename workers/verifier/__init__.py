@@ -2,7 +2,10 @@
 
 ``TokenVerifier`` is the network, ``score_candidates`` scores each row's candidate next
 tokens in one cached forward pass, ``pair_scores`` + ``bradley_terry_loss`` train it, and
-``VerifierLogitsProcessor`` plugs it into ``workers.decoding.decode_batch``.
+``VerifierLogitsProcessor`` plugs it into ``workers.decoding.decode_batch``. ``train_verifier``
+trains it on triplets from ``workers.verifier.synthesis`` (imported on its own: it reads
+data sets and answers through ``orchestrator``), and the step verifiers of ``steps`` score
+whole reasoning steps.
 """
 
 from __future__ import annotations
@@ -19,21 +22,55 @@ from workers.verifier.scoring import (
     guided_logits,
     plausible_candidates,
 )
+from workers.verifier.steps import (
+    PooledStepVerifier,
+    PRMReading,
+    PRMStepVerifier,
+    StepVerifier,
+    TokenStepVerifier,
+    step_spans,
+)
+from workers.verifier.train import (
+    EpochMetrics,
+    TrainingExample,
+    TrainingMetrics,
+    TrainSettings,
+    evaluate_pairs,
+    examples_from_records,
+    split_by_item,
+    train_verifier,
+    write_metrics,
+)
 
 __all__ = [
     "ATTENTION_IMPLEMENTATIONS",
     "CandidateSet",
+    "EpochMetrics",
     "GuidanceStats",
+    "PRMReading",
+    "PRMStepVerifier",
+    "PooledStepVerifier",
+    "StepVerifier",
+    "TokenStepVerifier",
     "TokenVerifier",
+    "TrainSettings",
     "TrainableMode",
+    "TrainingExample",
+    "TrainingMetrics",
     "Triplet",
     "VerifierCache",
     "VerifierLogitsProcessor",
     "additive_mask",
     "bradley_terry_loss",
     "candidate_attention_mask",
+    "evaluate_pairs",
+    "examples_from_records",
     "guided_logits",
     "pair_scores",
     "plausible_candidates",
     "score_candidates",
+    "split_by_item",
+    "step_spans",
+    "train_verifier",
+    "write_metrics",
 ]

@@ -1,0 +1,194 @@
+"""System-1 vs System-2 on the same items: greedy vs verifier-guided greedy, SC@k vs guided
+SC@k, one run file per mode (each resumable, as ``run_eval`` writes them).
+
+All modes share one worker (the verifier attached, used only by the guided modes) and the
+same prompts, token limit, temperature, top-p and seeds, so the modes differ in guidance
+alone. A mode's verifier seconds are the guidance processor's time during this call (the
+items it ran, not any resumed from an earlier call), as reported by the worker.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.evaluation.datasets import EvalItem
+from orchestrator.evaluation.runner import RunSummary, run_eval
+from orchestrator.prompts import PromptConfig
+from orchestrator.strategies.config import (
+    GreedyConfig,
+    SelfConsistencyConfig,
+    StrategyConfig,
+    VerifierGuidedConfig,
+)
+from orchestrator.types import TaskType
+from workers.base import Worker
+
+__all__ = [
+    "GUIDED_MODES",
+    "GuidedComparison",
+    "GuidedMode",
+    "ModeResult",
+    "compare_guided",
+    "print_guided",
+]
+
+GuidedMode = Literal["greedy", "guided_greedy", "sc", "guided_sc"]
+GUIDED_MODES: tuple[GuidedMode, ...] = ("greedy", "guided_greedy", "sc", "guided_sc")
+
+
+@dataclass(frozen=True)
+class GuidedComparison:
+    """The shared settings: guidance (beta, alpha, top_k) and sampling of the SC modes."""
+
+    beta: float = 0.25
+    alpha: float = 0.1
+    top_k: int = 10
+    k: int = 5
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 512
+    seed: int = 0
+
+    def strategy(self, mode: GuidedMode) -> StrategyConfig:
+        """The strategy config that runs ``mode``."""
+        if mode == "greedy":
+            return GreedyConfig(max_tokens=self.max_tokens)
+        if mode == "sc":
+            return SelfConsistencyConfig(
+                n=self.k,
+                temperature=self.temperature,
+                top_p=self.top_p,
+                max_tokens=self.max_tokens,
+                seed=self.seed,
+            )
+        if mode == "guided_greedy":
+            return VerifierGuidedConfig(
+                beta=self.beta, alpha=self.alpha, top_k=self.top_k, max_tokens=self.max_tokens
+            )
+        if mode == "guided_sc":
+            return VerifierGuidedConfig(
+                beta=self.beta,
+                alpha=self.alpha,
+                top_k=self.top_k,
+                n=self.k,
+                temperature=self.temperature,
+                top_p=self.top_p,
+                max_tokens=self.max_tokens,
+                seed=self.seed,
+            )
+        raise ValueError(f"unknown mode {mode!r}; known: {', '.join(GUIDED_MODES)}")
+
+
+@dataclass(frozen=True)
+class ModeResult:
+    mode: GuidedMode
+    path: Path
+    summary: RunSummary
+    verifier_seconds: float | None
+
+    @property
+    def verifier_share(self) -> float | None:
+        """Verifier seconds over the mode's item seconds (None when not measured)."""
+        if self.verifier_seconds is None or self.summary.seconds_total <= 0:
+            return None
+        return self.verifier_seconds / self.summary.seconds_total
+
+
+async def compare_guided(
+    items: Sequence[EvalItem],
+    worker: Worker,
+    out_dir: Path | str,
+    *,
+    settings: GuidedComparison = GuidedComparison(),
+    modes: Sequence[GuidedMode] = GUIDED_MODES,
+    prompts: Mapping[TaskType, PromptConfig] | None = None,
+    run_config: Mapping[str, Any] | None = None,
+    concurrency: int = 1,
+    progress: bool = True,
+    console: Console | None = None,
+) -> list[ModeResult]:
+    """Run every mode into ``out_dir/<mode>.jsonl``; the worker is left open."""
+    from orchestrator.orchestrator import Orchestrator  # it imports this package
+    from policies.fixed import FixedPolicy
+
+    out = Path(out_dir)
+    name = worker.model_name
+    results = []
+    for mode in modes:
+        strategy = settings.strategy(mode)
+        orchestrator = Orchestrator({name: worker}, FixedPolicy((name,), strategy), prompts=prompts)
+        config = {
+            **(run_config or {}),
+            "model": name,
+            "mode": mode,
+            "strategy": strategy.model_dump(mode="json"),
+            "prompts": {t: p.model_dump(mode="json") for t, p in (prompts or {}).items()},
+        }
+        before = _verifier_seconds(worker)
+        summary = await run_eval(
+            items,
+            orchestrator.answer,
+            out / f"{mode}.jsonl",
+            run_config=config,
+            concurrency=concurrency,
+            progress=progress,
+            console=console,
+        )
+        after = _verifier_seconds(worker)
+        spent = None if before is None or after is None else after - before
+        results.append(ModeResult(mode, out / f"{mode}.jsonl", summary, spent))
+    _write_summary(out / "summary.json", results)
+    return results
+
+
+def _write_summary(path: Path, results: Sequence[ModeResult]) -> None:
+    path.write_text(json.dumps(_summary_json(results), indent=2) + "\n")
+
+
+def _verifier_seconds(worker: Worker) -> float | None:
+    stats = getattr(worker, "guidance_stats", None)
+    seconds = getattr(stats, "seconds", None)
+    return float(seconds) if seconds is not None else None
+
+
+def _summary_json(results: Sequence[ModeResult]) -> list[dict[str, Any]]:
+    return [
+        {
+            "mode": r.mode,
+            "file": str(r.path),
+            "items": r.summary.n,
+            "accuracy": r.summary.accuracy,
+            "completion_tokens_mean": r.summary.completion_tokens_mean,
+            "seconds_total": r.summary.seconds_total,
+            "verifier_seconds": r.verifier_seconds,
+            "verifier_share": r.verifier_share,
+            "failures": r.summary.failures,
+        }
+        for r in results
+    ]
+
+
+def print_guided(results: Sequence[ModeResult], *, console: Console | None = None) -> None:
+    """The comparison as one table, a row per mode."""
+    table = Table(title="System-1 vs System-2 (same items)")
+    table.add_column("mode", style="bold")
+    for column in ("items", "accuracy", "gen. tokens (mean)", "seconds", "verifier share"):
+        table.add_column(column, justify="right")
+    for r in results:
+        share = r.verifier_share
+        table.add_row(
+            r.mode,
+            str(r.summary.n),
+            f"{r.summary.accuracy:.1%}",
+            f"{r.summary.completion_tokens_mean:.1f}",
+            f"{r.summary.seconds_total:.1f}",
+            "-" if share is None else f"{share:.0%}",
+        )
+    (console or Console()).print(table)
