@@ -178,6 +178,12 @@ class MetastableConfig(_StepSearch):
     sparse_threshold: float = Field(default=0.2, gt=0.0, le=1.0)
     cluster_method: Literal["modularity", "markov"] = "modularity"
     revisit_penalty: float = Field(default=0.5, ge=0.0)
+    merge: Literal["text", "embedding"] = Field(
+        default="text",
+        description="merge steps by normalised text, or also by sentence-embedding cosine",
+    )
+    similarity: float = Field(default=0.9, gt=0.0, le=1.0, description="embedding merge")
+    embedder: str = Field(default="all-minilm-l6-v2", description="catalog embedder")
 
 
 class VerifierGuidedConfig(_Strict):

@@ -2,7 +2,8 @@
 operational reading, docs/methods.md section 5).
 
 1. Sample ``seed_paths`` whole paths and add them to a ``ReasoningGraph`` (steps are lines,
-   merged by normalised text; each path ends at its answer's node).
+   merged by normalised text, or with ``merge: embedding`` also by the cosine of their
+   sentence embeddings; each path ends at its answer's node).
 2. Each round: cluster the graph and mark sparse edges (low-probability transitions
    between clusters); rank every state (a prefix of a finished path, the root included) by
 
@@ -19,13 +20,14 @@ operational reading, docs/methods.md section 5).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.graph import ROOT, ReasoningGraph, cluster_graph, to_json
+from orchestrator.graph import ROOT, EmbedFn, ReasoningGraph, cluster_graph, to_json
 from orchestrator.strategies.base import StrategyContext, StrategyResult
 from orchestrator.strategies.config import MetastableConfig
 from orchestrator.strategies.step_beam import step_settings
@@ -39,7 +41,14 @@ from orchestrator.strategies.stepwise import (
     value_weighted_vote,
 )
 
-__all__ = ["BranchState", "agreement", "branch_states", "run_metastable"]
+__all__ = [
+    "BranchState",
+    "agreement",
+    "branch_states",
+    "new_graph",
+    "run_metastable",
+    "step_embedder",
+]
 
 
 @dataclass(frozen=True)
@@ -90,11 +99,32 @@ def branch_states(
     return sorted(states.values(), key=lambda s: (-s.priority, len(s.nodes)))
 
 
+@functools.cache
+def step_embedder(name: str) -> EmbedFn:
+    """The catalog sentence embedder ``name`` as a graph ``EmbedFn`` (loaded once)."""
+    from workers.embedder import SentenceEmbedder
+
+    embedder = SentenceEmbedder.load(name)
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        vectors: list[list[float]] = embedder.embed(texts).tolist()
+        return vectors
+
+    return embed
+
+
+def new_graph(config: MetastableConfig) -> ReasoningGraph:
+    """An empty graph merging steps as ``config.merge`` says."""
+    if config.merge == "embedding":
+        return ReasoningGraph(embed=step_embedder(config.embedder), similarity=config.similarity)
+    return ReasoningGraph()
+
+
 async def run_metastable(ctx: StrategyContext, config: MetastableConfig) -> StrategyResult:
     model = ctx.models[0]
     sampler = StepSampler(step_settings(config))
     budget = TokenBudget(config.budget_tokens)
-    graph = ReasoningGraph()
+    graph = new_graph(config)
     finished: list[Path] = []
     path_ids: list[str] = []
 

@@ -192,3 +192,21 @@ def test_graph_command_names_what_is_missing(tmp_path: Path, cli_runner: CliRunn
     result = cli_runner.invoke(app, ["graph", str(run), "--item", "q"])
     assert result.exit_code == 2
     assert "has no graph" in result.output
+
+
+def test_embedding_merge_joins_paraphrased_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With merge: embedding, steps whose embeddings are close share a node; with text
+    merging they do not. (A hand-made embedding stands in for MiniLM.)"""
+    from orchestrator.strategies import metastable
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        return [[1.0, 0.0] if "x" in t.lower() else [0.0, 1.0] for t in texts]
+
+    monkeypatch.setattr(metastable, "step_embedder", lambda name: embed)
+    by_text = metastable.new_graph(MetastableConfig())
+    by_meaning = metastable.new_graph(MetastableConfig(merge="embedding", similarity=0.95))
+    for graph in (by_text, by_meaning):
+        graph.add_path(["Let x be 3.", "The answer is 6."], answer="6")
+        graph.add_path(["Set X to three.", "The answer is 6."], answer="6")
+    assert len(by_text.nodes("step")) == 3
+    assert len(by_meaning.nodes("step")) == 2
