@@ -23,7 +23,6 @@ seam, i.e. ``Usage.worker_seconds``; wall time when the call raised) and
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,8 @@ from orchestrator.evaluation.datasets import EvalItem, score_item
 from orchestrator.evaluation.runfile import (
     RunFileWriter,
     bounded_map,
+    is_settled,
+    jsonable,
     prepare_run_file,
     read_run_file,
     run_progress,
@@ -140,16 +141,14 @@ async def collect_labels(
     strategy = SelfConsistencyConfig(
         n=samples, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed
     )
-    config: dict[str, Any] = json.loads(
-        json.dumps(
-            {
-                "kind": "selectllm_labels",
-                "models": list(workers),
-                "strategy": strategy.model_dump(mode="json"),
-                "prompts": {t: p.model_dump(mode="json") for t, p in (prompts or {}).items()},
-                **(run_config or {}),
-            }
-        )
+    config = jsonable(
+        {
+            "kind": "selectllm_labels",
+            "models": list(workers),
+            "strategy": strategy.model_dump(mode="json"),
+            "prompts": {t: p.model_dump(mode="json") for t, p in (prompts or {}).items()},
+            **(run_config or {}),
+        }
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -157,8 +156,7 @@ async def collect_labels(
     _, records = read_labels(out)
 
     def settled(pair: Pair) -> bool:
-        record = records.get(pair)
-        return record is not None and (not retry_failed or record["status"] != "failed")
+        return is_settled(records.get(pair), retry_failed=retry_failed)
 
     by_id = {item.id: item for item in items}
     pending = [(item.id, m) for item in items for m in workers if not settled((item.id, m))]

@@ -24,6 +24,8 @@ __all__ = [
     "RunConfigMismatchError",
     "RunFileWriter",
     "bounded_map",
+    "is_settled",
+    "jsonable",
     "prepare_run_file",
     "read_run_file",
     "run_progress",
@@ -44,6 +46,19 @@ class RunConfigMismatchError(ValueError):
             f"{path} was written with a different run_config (differing keys: "
             f"{', '.join(self.keys)}); use a new output file or the same configuration"
         )
+
+
+def jsonable(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` as it reads back from JSON (tuples become lists, and so on), so a header
+    written from it compares equal to the same config on resume."""
+    result: dict[str, Any] = json.loads(json.dumps(dict(config)))
+    return result
+
+
+def is_settled(record: Mapping[str, Any] | None, *, retry_failed: bool) -> bool:
+    """Whether a resumed run skips this recorded entry: any record does, except a failed
+    one (``status == "failed"``) when ``retry_failed``."""
+    return record is not None and (not retry_failed or record["status"] != "failed")
 
 
 def read_run_file(

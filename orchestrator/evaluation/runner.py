@@ -10,7 +10,6 @@ appears more than once (a retried failure), the last line wins.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,8 @@ from .runfile import (
     RunConfigMismatchError,
     RunFileWriter,
     bounded_map,
+    is_settled,
+    jsonable,
     prepare_run_file,
     read_run_file,
     run_progress,
@@ -64,12 +65,6 @@ class RunSummary:
     """Share of items some candidate got right (items with two or more candidates)."""
     rerankers: dict[str, float] = field(default_factory=dict)
     """Pass rate of each compared reranker's pick, plus ``random (expected)``."""
-
-
-def _jsonable(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` as it reads back from JSON (tuples become lists, and so on)."""
-    result: dict[str, Any] = json.loads(json.dumps(dict(config)))
-    return result
 
 
 def read_records(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
@@ -186,7 +181,7 @@ async def run_eval(
     ids = [item.id for item in items]
     if len(set(ids)) != len(ids):
         raise ValueError("evaluation item ids are not unique")
-    config = _jsonable(run_config)
+    config = jsonable(run_config)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -194,7 +189,7 @@ async def run_eval(
     _, records = read_records(out)
 
     def settled(record: Mapping[str, Any] | None) -> bool:
-        return record is not None and (not retry_failed or record["status"] != "failed")
+        return is_settled(record, retry_failed=retry_failed)
 
     pending = [item for item in items if not settled(records.get(item.id))]
     done = {i: records[i] for i in ids if settled(records.get(i))}

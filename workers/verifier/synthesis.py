@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -52,6 +51,8 @@ from orchestrator.evaluation.datasets import EvalItem, score_item
 from orchestrator.evaluation.runfile import (
     RunFileWriter,
     bounded_map,
+    is_settled,
+    jsonable,
     prepare_run_file,
     read_run_file,
     run_progress,
@@ -194,16 +195,14 @@ async def synthesize_triplets(
     clash = sorted({"type", "kind", "model", "settings", "prompts"} & set(run_config or {}))
     if clash:
         raise ValueError(f"run_config must not set {clash}: the synthesizer writes them")
-    config: dict[str, Any] = json.loads(
-        json.dumps(
-            {
-                "kind": "verifier_triplets",
-                "model": worker.model_name,
-                "settings": asdict(settings),
-                "prompts": {t: p.model_dump(mode="json") for t, p in (prompts or {}).items()},
-                **(run_config or {}),
-            }
-        )
+    config = jsonable(
+        {
+            "kind": "verifier_triplets",
+            "model": worker.model_name,
+            "settings": asdict(settings),
+            "prompts": {t: p.model_dump(mode="json") for t, p in (prompts or {}).items()},
+            **(run_config or {}),
+        }
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -211,8 +210,7 @@ async def synthesize_triplets(
     _, records = read_triplets(out)
 
     def settled(item_id: str) -> bool:
-        record = records.get(item_id)
-        return record is not None and (not retry_failed or record["status"] != "failed")
+        return is_settled(records.get(item_id), retry_failed=retry_failed)
 
     pending = [item for item in items if not settled(item.id)]
     done = {i: records[i] for i in ids if settled(i)}
