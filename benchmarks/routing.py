@@ -82,6 +82,15 @@ async def collect(
     return list(records.values())
 
 
+def complete_items(records: Sequence[Mapping[str, Any]], pool: Sequence[str]) -> set[str]:
+    """Items every pool model answered without failing (replay needs all of them)."""
+    ok: dict[str, set[str]] = {}
+    for r in records:
+        if r["status"] != "failed":
+            ok.setdefault(r["item"], set()).add(r["model"])
+    return {item for item, models in ok.items() if models >= set(pool)}
+
+
 def family(item_id: str) -> str:
     return item_id.split("/", 1)[0]
 
@@ -173,9 +182,15 @@ async def run(args: argparse.Namespace) -> None:
     def judge(item_id: str, answer: str | None) -> bool:
         return score_item(by_id[item_id], answer).correct
 
-    items = replay_items(test, pool)
+    complete = complete_items(test, pool)
+    items = replay_items([r for r in test if r["item"] in complete], pool)
     scores = replay_policies(items, router, judge, args)
-    report("routing_families", disagreement(train, pool), title="Training set: who is right")
+    trained_on = complete_items(train, pool)
+    report(
+        "routing_families",
+        disagreement([r for r in train if r["item"] in trained_on], pool),
+        title="Training set: who is right",
+    )
     plot_path = RESULTS / "routing.png"
     plot(scores, plot_path)
     report(
@@ -185,6 +200,7 @@ async def run(args: argparse.Namespace) -> None:
             "datasets": args.datasets,
             "train_items": len({r["item"] for r in train}),
             "test_items": len(items),
+            "test_items_incomplete": len({r["item"] for r in test}) - len(items),
             "excluded_overlapping_test_items": len(overlap),
             "samples": args.samples,
             "max_tokens": args.max_tokens,
