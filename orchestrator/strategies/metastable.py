@@ -36,9 +36,8 @@ from orchestrator.strategies.stepwise import (
     StepSampler,
     TokenBudget,
     extend_one_step,
-    path_candidates,
     roll_out,
-    value_weighted_vote,
+    search_result,
 )
 
 __all__ = [
@@ -170,9 +169,6 @@ async def run_metastable(ctx: StrategyContext, config: MetastableConfig) -> Stra
         )
     final = cluster_graph(graph, method=config.cluster_method, threshold=config.sparse_threshold)
     everything = finished + unplaced
-    candidates = path_candidates(ctx, model, everything)
-    winner, vote = value_weighted_vote(everything)
-    chosen_candidate = candidates[everything.index(winner)] if winner is not None else None
     extra = {
         "search": {
             "kind": "metastable",
@@ -186,10 +182,4 @@ async def run_metastable(ctx: StrategyContext, config: MetastableConfig) -> Stra
         },
         "graph": json.loads(to_json(graph)),
     }
-    return StrategyResult(
-        answer=winner.answer if winner else None,
-        chosen=chosen_candidate,
-        candidates=candidates,
-        vote=vote,
-        extra=extra,
-    )
+    return search_result(ctx, model, everything, extra)

@@ -21,9 +21,8 @@ from orchestrator.strategies.stepwise import (
     StepSettings,
     TokenBudget,
     extend_one_step,
-    path_candidates,
     roll_out,
-    value_weighted_vote,
+    search_result,
 )
 
 __all__ = ["run_step_beam", "step_settings"]
@@ -74,9 +73,6 @@ async def run_step_beam(ctx: StrategyContext, config: StepBeamConfig) -> Strateg
         budget.charge(completions)
         finished.extend(rolled)
         forced = True
-    candidates = path_candidates(ctx, model, finished)
-    winner, vote = value_weighted_vote(finished)
-    chosen = candidates[finished.index(winner)] if winner is not None else None
     extra = {
         "search": {
             "kind": "step_beam",
@@ -87,10 +83,4 @@ async def run_step_beam(ctx: StrategyContext, config: StepBeamConfig) -> Strateg
             "forced_rollout": forced,
         }
     }
-    return StrategyResult(
-        answer=winner.answer if winner else None,
-        chosen=chosen,
-        candidates=candidates,
-        vote=vote,
-        extra=extra,
-    )
+    return search_result(ctx, model, finished, extra)

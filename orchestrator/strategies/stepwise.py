@@ -22,10 +22,11 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from orchestrator.aggregation.voting import weighted_vote
 from orchestrator.extraction import extract_answer
-from orchestrator.strategies.base import StrategyContext
+from orchestrator.strategies.base import StrategyContext, StrategyResult
 from orchestrator.types import Candidate, VoteRecord
 from workers.base import Completion, GenerateRequest, SamplingParams
 
@@ -38,6 +39,7 @@ __all__ = [
     "extend_one_step",
     "path_candidates",
     "roll_out",
+    "search_result",
     "split_steps",
     "value_weighted_vote",
 ]
@@ -213,6 +215,23 @@ def value_weighted_vote(paths: Sequence[Path]) -> tuple[Path | None, VoteRecord 
     result = weighted_vote([p.answer for p in answered], [p.value for p in answered])
     winner = max((p for p in answered if p.answer == result.winner), key=lambda p: p.value)
     return winner, result.to_record()
+
+
+def search_result(
+    ctx: StrategyContext, model: str, paths: Sequence[Path], extra: dict[str, Any]
+) -> StrategyResult:
+    """The finished ``paths`` as trace candidates, their value-weighted vote, and the
+    best-valued path giving the winning answer as the pick."""
+    candidates = path_candidates(ctx, model, paths)
+    winner, vote = value_weighted_vote(paths)
+    chosen = candidates[list(paths).index(winner)] if winner is not None else None
+    return StrategyResult(
+        answer=winner.answer if winner else None,
+        chosen=chosen,
+        candidates=candidates,
+        vote=vote,
+        extra=extra,
+    )
 
 
 def path_candidates(ctx: StrategyContext, model: str, paths: Sequence[Path]) -> list[Candidate]:
