@@ -78,5 +78,5 @@ def _print_meta_chain(probs: tuple[tuple[float, ...], ...], sparse: int) -> None
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(2)

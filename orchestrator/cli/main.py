@@ -44,7 +44,7 @@ def default_config_path() -> Path:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}", highlight=False)
+    err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 

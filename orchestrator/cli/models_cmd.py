@@ -32,7 +32,7 @@ def _size(n_bytes: int) -> str:
 
 
 def _fail(exc: CatalogError) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}", highlight=False)
+    err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 

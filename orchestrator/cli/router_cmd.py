@@ -31,7 +31,7 @@ err = Console(stderr=True)
 
 
 def _fail(message: object) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 

@@ -51,7 +51,7 @@ ThreadsOpt = Annotated[int | None, typer.Option(min=1, help="torch CPU threads (
 
 
 def _fail(message: object) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 
