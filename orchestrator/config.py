@@ -13,10 +13,25 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from orchestrator.prompts import PromptConfig
-from orchestrator.strategies.config import SelfConsistencyConfig, StrategyConfig
+from orchestrator.strategies.config import (
+    SelfConsistencyConfig,
+    StrategyConfig,
+    uses_step_verifier,
+)
 from orchestrator.types import TaskType
 from policies.config import PolicyConfig
-from workers.config import PoolConfig, TransformersWorkerConfig, VLLMWorkerConfig, WorkerConfig
+from workers.config import (
+    OpenAIWorkerConfig,
+    PoolConfig,
+    TransformersWorkerConfig,
+    VLLMWorkerConfig,
+    WorkerConfig,
+)
+from workers.step_verifier_config import (
+    PooledStepVerifierConfig,
+    StepVerifierConfig,
+    TokenStepVerifierConfig,
+)
 
 __all__ = ["ConfigError", "LoggingConfig", "System2Config", "load_config", "parse_config"]
 
@@ -33,7 +48,8 @@ class LoggingConfig(BaseModel):
 
 
 class System2Config(BaseModel):
-    """Models (name -> worker), the routing policy, the default strategy and prompts."""
+    """Models (name -> worker), the routing policy, the default strategy, prompts, and the
+    step verifier that strategies asking for one (``vote``/``value: verifier``) use."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,6 +59,7 @@ class System2Config(BaseModel):
     task: TaskType = "math"
     prompts: dict[TaskType, PromptConfig] = Field(default_factory=dict)
     logging: LoggingConfig = LoggingConfig()
+    step_verifier: StepVerifierConfig | None = None
 
     @model_validator(mode="after")
     def _policy_models_exist(self) -> System2Config:
@@ -68,6 +85,42 @@ class System2Config(BaseModel):
                 f"{', '.join(map(repr, lacking))}: add `verifier: {{path: DIR}}` to the "
                 "transformers or vllm config (train one with `system2 verifier train`)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _step_verifier_fits(self) -> System2Config:
+        declared = self.step_verifier
+        strategy = getattr(self.policy, "strategy", None) or self.strategy
+        if declared is None:
+            if uses_step_verifier(strategy):
+                raise ValueError(
+                    f"strategy {strategy.kind!r} asks for a step verifier (vote or value "
+                    "'verifier') but none is declared: add a top-level `step_verifier:` "
+                    "(kind token, prm or pooled)"
+                )
+            return self
+        if isinstance(declared, TokenStepVerifierConfig | PooledStepVerifierConfig):
+            model = self.models.get(declared.model)
+            if model is None:
+                raise ValueError(
+                    f"step_verifier names model {declared.model!r}, which is not declared "
+                    f"under 'models' (declared: {', '.join(sorted(self.models))})"
+                )
+            if isinstance(declared, TokenStepVerifierConfig) and not (
+                isinstance(model, TransformersWorkerConfig) and model.verifier is not None
+            ):
+                raise ValueError(
+                    f"step_verifier kind 'token' needs model {declared.model!r} to be a "
+                    f"transformers model with a `verifier` (it is {model.kind!r}"
+                    f"{'' if model.kind != 'transformers' else ' without one'})"
+                )
+            if isinstance(declared, PooledStepVerifierConfig) and not isinstance(
+                model, OpenAIWorkerConfig
+            ):
+                raise ValueError(
+                    f"step_verifier kind 'pooled' needs model {declared.model!r} to be an "
+                    f"openai model (it is {model.kind!r})"
+                )
         return self
 
 

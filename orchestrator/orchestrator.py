@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -26,6 +27,10 @@ from policies.config import build_policy
 from workers.base import Worker
 from workers.config import build_worker
 from workers.errors import WorkerFailure
+from workers.step_verifier_config import build_step_verifier
+
+if TYPE_CHECKING:
+    from workers.verifier.steps import StepVerifier
 
 __all__ = ["Orchestrator"]
 
@@ -52,6 +57,7 @@ class Orchestrator:
         *,
         task: TaskType = "math",
         prompts: Mapping[TaskType, PromptConfig] | None = None,
+        step_verifier: StepVerifier | None = None,
     ) -> None:
         missing = sorted(policy.models() - set(workers))
         if missing:
@@ -62,13 +68,24 @@ class Orchestrator:
         self.policy = policy
         self.task = task
         self.prompts = dict(prompts or {})
+        self.step_verifier = step_verifier
 
     @classmethod
     def from_config(cls, config: System2Config) -> Orchestrator:
-        """Build every declared worker and the policy (this loads the models)."""
+        """Build every declared worker, the step verifier and the policy (this loads the
+        models)."""
         workers = {name: build_worker(name, wc) for name, wc in config.models.items()}
+        step_verifier = None
+        if config.step_verifier is not None:
+            step_verifier = build_step_verifier(config.step_verifier, workers)
         policy = build_policy(config.policy, config.strategy)
-        return cls(workers, policy, task=config.task, prompts=config.prompts)
+        return cls(
+            workers,
+            policy,
+            task=config.task,
+            prompts=config.prompts,
+            step_verifier=step_verifier,
+        )
 
     @classmethod
     def from_yaml(cls, path: str | Path, *, configure_logs: bool = True) -> Orchestrator:
@@ -102,7 +119,7 @@ class Orchestrator:
         log.info("planned", models=list(plan.models), strategy=plan.strategy.kind)
         usage = Usage()
         trace = Trace(query_id=query.id, plan=plan.model_dump(mode="json"))
-        calls = CallRecorder(self.workers, usage, trace)
+        calls = CallRecorder(self.workers, usage, trace, step_verifier=self.step_verifier)
         prompt = build_prompt(query, self.prompts.get(query.task))
         ctx = StrategyContext(
             query=query,

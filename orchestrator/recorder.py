@@ -3,16 +3,31 @@ charged to the query's usage and written to its trace the same way."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import structlog
 
-from orchestrator.types import GenerationRecord, Trace, Usage
-from workers.base import GenerateRequest, GenerateResult, ScoreRequest, ScoreResult, Worker
+from orchestrator.types import CallKind, GenerationRecord, Trace, Usage
+from workers.base import (
+    GenerateRequest,
+    GenerateResult,
+    Prompt,
+    ScoreRequest,
+    ScoreResult,
+    Worker,
+)
 from workers.errors import WorkerFailure
 
-__all__ = ["CallRecorder", "UnknownWorkerError"]
+if TYPE_CHECKING:
+    from workers.verifier.steps import StepVerifier
+
+__all__ = ["STEP_VERIFIER", "CallRecorder", "NoStepVerifierError", "UnknownWorkerError"]
+
+STEP_VERIFIER = "step_verifier"
+"""The name step-verifier calls are charged to in usage and the trace."""
 
 log = structlog.get_logger(__name__)
 
@@ -22,11 +37,58 @@ class UnknownWorkerError(KeyError):
         super().__init__(f"no worker for model {model!r}; configured: {', '.join(known)}")
 
 
+class NoStepVerifierError(LookupError):
+    def __init__(self) -> None:
+        super().__init__(
+            "this strategy asks for a step verifier (vote or value 'verifier') but the "
+            "orchestrator has none: declare a top-level `step_verifier:` in the config"
+        )
+
+
 class CallRecorder:
-    def __init__(self, workers: Mapping[str, Worker], usage: Usage, trace: Trace) -> None:
+    def __init__(
+        self,
+        workers: Mapping[str, Worker],
+        usage: Usage,
+        trace: Trace,
+        *,
+        step_verifier: StepVerifier | None = None,
+    ) -> None:
         self._workers = workers
         self.usage = usage
         self.trace = trace
+        self.step_verifier = step_verifier
+
+    def require_step_verifier(self) -> StepVerifier:
+        if self.step_verifier is None:
+            raise NoStepVerifierError()
+        return self.step_verifier
+
+    async def score_steps(
+        self, prompt: Prompt, paths: Sequence[Sequence[str]]
+    ) -> list[list[float]]:
+        """Each path's step scores from the step verifier (paths scored concurrently), charged
+        to ``STEP_VERIFIER`` as one call."""
+        verifier = self.require_step_verifier()
+        started = time.perf_counter()
+        try:
+            scores = await asyncio.gather(*(verifier.score_steps(prompt, p) for p in paths))
+        except Exception as exc:
+            self._record_failure(STEP_VERIFIER, "score_steps", len(paths), started, exc)
+            raise
+        seconds = time.perf_counter() - started
+        self.usage.add(STEP_VERIFIER, 0, 0, seconds)
+        self.trace.generations.append(
+            GenerationRecord(
+                model=STEP_VERIFIER,
+                kind="score_steps",
+                n=len(paths),
+                prompt_tokens=0,
+                completion_tokens=0,
+                seconds=seconds,
+            )
+        )
+        return [list(s) for s in scores]
 
     def worker(self, model: str) -> Worker:
         try:
@@ -87,14 +149,14 @@ class CallRecorder:
         return result
 
     def _record_failure(
-        self, model: str, kind: str, n: int, started: float, exc: Exception
+        self, model: str, kind: CallKind, n: int, started: float, exc: Exception
     ) -> None:
         seconds = time.perf_counter() - started
         reason = exc.reason if isinstance(exc, WorkerFailure) else f"{type(exc).__name__}: {exc}"
         self.trace.generations.append(
             GenerationRecord(
                 model=model,
-                kind="generate" if kind == "generate" else "score",
+                kind=kind,
                 n=n,
                 prompt_tokens=0,
                 completion_tokens=0,

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "Answer",
+    "CallKind",
     "Candidate",
     "GenerationRecord",
     "ModelUsage",
@@ -88,11 +89,14 @@ class Candidate(BaseModel):
     extraction_error: str | None = None
 
 
+CallKind = Literal["generate", "score", "score_steps"]
+
+
 class GenerationRecord(BaseModel):
-    """One call through the worker seam, as the trace keeps it."""
+    """One call through the worker seam (or to the step verifier), as the trace keeps it."""
 
     model: str
-    kind: Literal["generate", "score"]
+    kind: CallKind
     n: int
     prompt_tokens: int
     completion_tokens: int

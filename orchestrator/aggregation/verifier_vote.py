@@ -9,6 +9,7 @@ Rules (ours; the sources leave them open):
   exp(path score - the best path's score), a path's Bradley-Terry strength relative to the
   best; ``"product"`` is refused there (a product of logits means nothing).
 - A path with no steps, or no answer, abstains.
+- ``prior`` weights (e.g. a router's per-model vote weights) multiply the path weights.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def verifier_weighted_vote(
     aggregate: PathAggregate = "min",
     scale: ScoreScale = "probability",
     tie_break: Sequence[str] | None = None,
+    prior: Sequence[float] | None = None,
 ) -> VoteResult:
     """The answer with the largest summed path weight (see the module doc for the rules).
 
@@ -79,6 +81,10 @@ def verifier_weighted_vote(
         voting = zip(scores, answers, strict=True)
         best = max((s for s, a in voting if s is not None and a is not None), default=0.0)
         weights = [0.0 if s is None else math.exp(s - best) for s in scores]
+    if prior is not None:
+        if len(prior) != len(weights):
+            raise ValueError(f"{len(answers)} answers but {len(prior)} prior weights")
+        weights = [w * p for w, p in zip(weights, prior, strict=True)]
     result = weighted_vote(answers, weights, tie_break=tie_break)
     return dataclasses.replace(result, method=f"verifier_{aggregate}")
 

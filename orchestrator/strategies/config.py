@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from orchestrator.aggregation.verifier_vote import PathAggregate
 
 __all__ = [
     "CascadeConfig",
@@ -23,11 +25,28 @@ __all__ = [
     "StepBeamConfig",
     "StrategyConfig",
     "VerifierGuidedConfig",
+    "uses_step_verifier",
 ]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+VoteKind = Literal["majority", "verifier"]
+
+
+def _vote_field() -> Any:
+    return Field(
+        default="majority",
+        description="majority: one vote per answer; verifier: weighted by the step verifier",
+    )
+
+
+def _path_aggregate_field() -> Any:
+    return Field(
+        default="min", description="a path's score from its step scores: min, mean, last, product"
+    )
 
 
 class GreedyConfig(_Strict):
@@ -71,6 +90,14 @@ class SelfConsistencyConfig(_Strict):
     max_tokens: int = Field(default=512, ge=1)
     seed: int | None = None
     early_stop: EarlyStopConfig | None = None
+    vote: VoteKind = _vote_field()
+    path_aggregate: PathAggregate = _path_aggregate_field()
+
+    @model_validator(mode="after")
+    def _early_stop_counts_votes(self) -> SelfConsistencyConfig:
+        if self.early_stop is not None and self.vote == "verifier":
+            raise ValueError("early_stop needs vote 'majority' (it counts votes as they come)")
+        return self
 
 
 class CascadeConfig(_Strict):
@@ -151,6 +178,11 @@ class _StepSearch(_Strict):
     max_tokens: int = Field(default=512, ge=1, description="tokens per path")
     seed: int | None = None
     budget_tokens: int = Field(default=2048, ge=1, description="generated tokens per query")
+    value: Literal["confidence", "verifier"] = Field(
+        default="confidence",
+        description="a path's value: the model's own confidence, or the step verifier's score",
+    )
+    path_aggregate: PathAggregate = _path_aggregate_field()
 
 
 class StepBeamConfig(_StepSearch):
@@ -206,6 +238,8 @@ class VerifierGuidedConfig(_Strict):
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(default=512, ge=1)
     seed: int | None = None
+    vote: VoteKind = _vote_field()
+    path_aggregate: PathAggregate = _path_aggregate_field()
 
     @model_validator(mode="after")
     def _sampled_when_many(self) -> VerifierGuidedConfig:
@@ -227,3 +261,12 @@ StrategyConfig = Annotated[
     | VerifierGuidedConfig,
     Field(discriminator="kind"),
 ]
+
+
+def uses_step_verifier(config: StrategyConfig) -> bool:
+    """Whether ``config`` asks for the config's ``step_verifier``."""
+    if isinstance(config, CascadeConfig):
+        return uses_step_verifier(config.stage)
+    return getattr(config, "vote", None) == "verifier" or getattr(config, "value", None) == (
+        "verifier"
+    )

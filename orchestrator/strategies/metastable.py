@@ -11,7 +11,9 @@ operational reading, docs/methods.md section 5).
                   - revisit_penalty * (times already branched from it)
 
    where agreement(u) is the mean, over finished paths through u, of their answer's vote
-   share among all finished paths (answer agreement stands in for a step verifier);
+   share among all finished paths (answer agreement stands in for a step verifier); with
+   ``value: verifier`` the prefix's verifier value (``StepValue`` of its step scores)
+   replaces agreement, and every new path is verified;
    branch ``branch_factor`` sampled next steps from each of the ``branch_states`` best
    states (one call each, with ``"\\n"`` as stop), roll the branches out, add them.
 3. Stop when the token budget is spent; answer by value-weighted vote over every finished
@@ -34,10 +36,13 @@ from orchestrator.strategies.step_beam import step_settings
 from orchestrator.strategies.stepwise import (
     Path,
     StepSampler,
+    StepValue,
     TokenBudget,
     extend_one_step,
     roll_out,
     search_result,
+    value_rule,
+    verify_paths,
 )
 
 __all__ = [
@@ -76,8 +81,10 @@ def branch_states(
     path_ids: Sequence[str],
     branched: Mapping[tuple[str, ...], int],
     config: MetastableConfig,
+    rule: StepValue | None = None,
 ) -> list[BranchState]:
-    """Every distinct proper prefix of the finished ``paths``, best priority first."""
+    """Every distinct proper prefix of the finished ``paths``, best priority first; a
+    prefix's value is its answer agreement, or ``rule`` of its step scores when given."""
     answered = [p.answer for p in paths if p.answer is not None]
     shares = {a: c / len(answered) for a, c in Counter(answered).items()} if answered else {}
     sparse = set(graph.sparse_edges())
@@ -89,12 +96,17 @@ def branch_states(
             if key in states:
                 continue
             after_sparse = i >= 1 and (nodes[i - 1], nodes[i]) in sparse
+            prefix = path.prefix_after(i)
+            if rule is not None and prefix.step_scores is not None:
+                value = rule(prefix.step_scores)
+            else:
+                value = agreement(graph, nodes[i], shares)
             priority = (
-                agreement(graph, nodes[i], shares)
+                value
                 + config.sparse_bonus * after_sparse
                 - config.revisit_penalty * branched.get(key, 0)
             )
-            states[key] = BranchState(key, path.prefix_after(i), priority, after_sparse)
+            states[key] = BranchState(key, prefix, priority, after_sparse)
     return sorted(states.values(), key=lambda s: (-s.priority, len(s.nodes)))
 
 
@@ -122,6 +134,7 @@ def new_graph(config: MetastableConfig) -> ReasoningGraph:
 async def run_metastable(ctx: StrategyContext, config: MetastableConfig) -> StrategyResult:
     model = ctx.models[0]
     sampler = StepSampler(step_settings(config))
+    rule = value_rule(ctx, config.value, config.path_aggregate)
     budget = TokenBudget(config.budget_tokens)
     graph = new_graph(config)
     finished: list[Path] = []
@@ -137,6 +150,7 @@ async def run_metastable(ctx: StrategyContext, config: MetastableConfig) -> Stra
 
     seeds, completions = await roll_out(ctx, model, [Path()] * config.seed_paths, sampler)
     budget.charge(completions)
+    seeds = await verify_paths(ctx, seeds, rule)
     add(seeds)
     unplaced = [p for p in seeds if not p.steps]
     branched: Counter[tuple[str, ...]] = Counter()
@@ -145,7 +159,8 @@ async def run_metastable(ctx: StrategyContext, config: MetastableConfig) -> Stra
         clustering = cluster_graph(
             graph, method=config.cluster_method, threshold=config.sparse_threshold
         )
-        chosen = branch_states(graph, finished, path_ids, branched, config)[: config.branch_states]
+        states = branch_states(graph, finished, path_ids, branched, config, rule)
+        chosen = states[: config.branch_states]
         children, completions = await extend_one_step(
             ctx, model, [s.prefix for s in chosen], config.branch_factor, sampler
         )
@@ -155,7 +170,7 @@ async def run_metastable(ctx: StrategyContext, config: MetastableConfig) -> Stra
             ctx, model, [c for c in flat if not c.finished], sampler
         )
         budget.charge(completions)
-        add([c for c in flat if c.finished] + rolled)
+        add(await verify_paths(ctx, [c for c in flat if c.finished] + rolled, rule))
         for state in chosen:
             branched[state.nodes] += 1
         rounds.append(
@@ -172,6 +187,7 @@ async def run_metastable(ctx: StrategyContext, config: MetastableConfig) -> Stra
     extra = {
         "search": {
             "kind": "metastable",
+            "value": config.value,
             "budget_tokens": budget.limit,
             "tokens": budget.spent,
             "rounds": rounds,

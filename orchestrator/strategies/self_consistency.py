@@ -4,6 +4,10 @@ planned model, extract each final answer, return the most frequent.
 With vote weights in the plan (e.g. SelectLLM's WEIGHTEDMAXCONF), each candidate votes with
 its model's weight; tied answers go to the model listed first in the plan.
 
+With ``vote: verifier`` the finished candidates vote with weights from the step verifier
+(``orchestrator.strategies.votes``), once, after sampling; early stopping needs the plain
+vote (the config refuses both together).
+
 With ``early_stop`` the samples are drawn in rounds and sampling stops once the vote is
 settled (see ``EarlyStopConfig``). Sample i of a model always uses seed + i, so a seeded
 run draws the same paths with or without early stopping; it just stops sooner.
@@ -13,14 +17,10 @@ from __future__ import annotations
 
 import asyncio
 
-from orchestrator.aggregation.voting import (
-    VoteResult,
-    decisive_reason,
-    majority_vote,
-    weighted_vote,
-)
+from orchestrator.aggregation.voting import decisive_reason
 from orchestrator.strategies.base import StrategyContext, StrategyResult, sampling_params
 from orchestrator.strategies.config import SelfConsistencyConfig
+from orchestrator.strategies.votes import plain_vote, representative, verifier_vote
 from orchestrator.types import Candidate
 from workers.base import GenerateRequest
 
@@ -33,7 +33,6 @@ async def run_self_consistency(
     round_size = config.early_stop.round_size if config.early_stop else config.n
     candidates: list[Candidate] = []
     drawn, stop_reason = 0, None
-    vote = majority_vote([])
     while drawn < config.n:
         size = min(round_size, config.n - drawn)
         request = GenerateRequest(
@@ -45,34 +44,29 @@ async def run_self_consistency(
         for result in results:
             candidates += ctx.candidates(result)
         drawn += size
-        vote = _vote(candidates, ctx)
         if config.early_stop is not None and drawn < config.n:
             stop_reason = decisive_reason(
-                vote.counts,
+                plain_vote(candidates, ctx).result.counts,
                 remaining=(config.n - drawn) * _weight_per_round(ctx),
                 min_margin=config.early_stop.min_margin,
                 min_votes=config.early_stop.min_samples,
             )
             if stop_reason is not None:
                 break
-    chosen = _representative(candidates, vote)
+    if config.vote == "verifier":
+        vote = await verifier_vote(candidates, ctx, config.path_aggregate)
+    else:
+        vote = plain_vote(candidates, ctx)
+    extra = vote.extra
+    if stop_reason is not None:
+        extra["early_stop"] = str(stop_reason)
     return StrategyResult(
-        answer=vote.winner,
-        chosen=chosen,
+        answer=vote.result.winner,
+        chosen=representative(candidates, vote),
         candidates=candidates,
-        vote=vote.to_record(stopped_early=stop_reason is not None),
-        extra={"early_stop": str(stop_reason)} if stop_reason is not None else {},
+        vote=vote.result.to_record(stopped_early=stop_reason is not None),
+        extra=extra,
     )
-
-
-def _vote(candidates: list[Candidate], ctx: StrategyContext) -> VoteResult:
-    answers = [c.answer for c in candidates]
-    if not ctx.vote_weights:
-        return majority_vote(answers)
-    weights = [ctx.vote_weights.get(c.model, 0.0) for c in candidates]
-    by_rank = sorted(candidates, key=lambda c: ctx.models.index(c.model))
-    tie_break = [c.answer for c in by_rank if c.answer is not None]
-    return weighted_vote(answers, weights, tie_break=tie_break)
 
 
 def _weight_per_round(ctx: StrategyContext) -> float:
@@ -80,11 +74,3 @@ def _weight_per_round(ctx: StrategyContext) -> float:
     if not ctx.vote_weights:
         return float(len(ctx.models))
     return sum(ctx.vote_weights.get(m, 0.0) for m in ctx.models)
-
-
-def _representative(candidates: list[Candidate], vote: VoteResult) -> Candidate | None:
-    """The most likely (highest mean token log-prob) candidate that gave the winning answer."""
-    winners = [c for c in candidates if vote.winner is not None and c.answer == vote.winner]
-    if not winners:
-        return None
-    return max(winners, key=lambda c: c.total_logprob / max(c.completion_tokens, 1))

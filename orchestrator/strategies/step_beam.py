@@ -5,7 +5,9 @@ the worker); finished children leave the beam, the best ``beam_width`` unfinishe
 path value go on (duplicates by normalised step text dropped). The search ends when
 ``beam_width`` paths have finished, no beam is left, or the token budget is spent; if the
 budget ends with nothing finished, the best beam is rolled out (charged to the budget too).
-The answer is the value-weighted vote over finished paths.
+The answer is the value-weighted vote over finished paths. Path values are the model's
+confidence, or with ``value: verifier`` the step verifier's (every child is verified
+before the beam is cut).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from orchestrator.strategies.stepwise import (
     extend_one_step,
     roll_out,
     search_result,
+    value_rule,
+    verify_paths,
 )
 
 __all__ = ["run_step_beam", "step_settings"]
@@ -55,6 +59,7 @@ def _distinct(paths: list[Path]) -> list[Path]:
 async def run_step_beam(ctx: StrategyContext, config: StepBeamConfig) -> StrategyResult:
     model = ctx.models[0]
     sampler = StepSampler(step_settings(config))
+    rule = value_rule(ctx, config.value, config.path_aggregate)
     budget = TokenBudget(config.budget_tokens)
     beams = [Path()]
     finished: list[Path] = []
@@ -63,7 +68,7 @@ async def run_step_beam(ctx: StrategyContext, config: StepBeamConfig) -> Strateg
         children, completions = await extend_one_step(ctx, model, beams, config.expansions, sampler)
         budget.charge(completions)
         rounds += 1
-        flat = [c for group in children for c in group]
+        flat = await verify_paths(ctx, [c for group in children for c in group], rule)
         finished.extend(c for c in flat if c.finished)
         alive = _distinct([c for c in flat if not c.finished])
         beams = sorted(alive, key=lambda p: p.value, reverse=True)[: config.beam_width]
@@ -71,11 +76,12 @@ async def run_step_beam(ctx: StrategyContext, config: StepBeamConfig) -> Strateg
     if not finished and beams:
         rolled, completions = await roll_out(ctx, model, beams[:1], sampler)
         budget.charge(completions)
-        finished.extend(rolled)
+        finished.extend(await verify_paths(ctx, rolled, rule))
         forced = True
     extra = {
         "search": {
             "kind": "step_beam",
+            "value": config.value,
             "budget_tokens": budget.limit,
             "tokens": budget.spent,
             "rounds": rounds,

@@ -7,8 +7,11 @@ when a call returns no token (the model ended its reply), or when it reaches ``m
 or ``max_path_tokens``. A rollout finishes a path in one call (no stop string).
 
 A path's value is the geometric mean of its tokens' probabilities, ``exp(logprob /
-tokens)``: the model's own confidence in it (a self-evaluation; a step verifier can
-replace it). Finished paths vote with their values as weights.
+tokens)``: the model's own confidence in it (a self-evaluation). With ``value: verifier``
+the step verifier scores every new path's steps instead and the value is ``StepValue``'s
+reading of them: the aggregate (min by default) of the step scores, passed through a
+sigmoid when they are logits, so it lies in [0, 1] either way. Finished paths vote with
+their values as weights.
 
 Token budget: every strategy here counts the completion tokens of its calls in a
 ``TokenBudget``; a round starts only while some budget is left, so the last round may
@@ -22,26 +25,33 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from orchestrator.aggregation.verifier_vote import PathAggregate, path_score
 from orchestrator.aggregation.voting import weighted_vote
 from orchestrator.extraction import extract_answer
 from orchestrator.strategies.base import StrategyContext, StrategyResult
 from orchestrator.types import Candidate, VoteRecord
 from workers.base import Completion, GenerateRequest, SamplingParams
 
+if TYPE_CHECKING:
+    from workers.verifier.steps import StepScale
+
 __all__ = [
     "ANSWER_CUE",
     "Path",
     "StepSampler",
     "StepSettings",
+    "StepValue",
     "TokenBudget",
     "extend_one_step",
     "path_candidates",
     "roll_out",
     "search_result",
     "split_steps",
+    "value_rule",
     "value_weighted_vote",
+    "verify_paths",
 ]
 
 ANSWER_CUE = re.compile(r"####|\\boxed\s*\{|\bfinal\s+answer\b|\banswer\s+is\b", re.IGNORECASE)
@@ -64,15 +74,21 @@ class Path:
     finished: bool = False
     answer: str | None = None
     finish_reason: str = "stop"
+    step_scores: tuple[float, ...] | None = None
+    verified: float | None = None
 
     @property
     def value(self) -> float:
-        """Geometric-mean token probability, in (0, 1]; 0.5 for an empty path."""
+        """The verifier's value when the path was verified; else the geometric-mean token
+        probability, in (0, 1] (0.5 for an empty path)."""
+        if self.verified is not None:
+            return self.verified
         return math.exp(self.logprob / self.tokens) if self.tokens else 0.5
 
     def prefix_after(self, i: int) -> Path:
         """The partial path made of this path's first ``i`` steps (token counts are the
-        whole path's share by steps, an estimate used only for ordering)."""
+        whole path's share by steps, an estimate used only for ordering; step scores are the
+        first ``i``, as a step's score depends only on the steps before it)."""
         steps = self.steps[:i]
         share = i / len(self.steps) if self.steps else 0.0
         return Path(
@@ -80,7 +96,45 @@ class Path:
             text="".join(s + "\n" for s in steps),
             tokens=round(self.tokens * share),
             logprob=self.logprob * share,
+            step_scores=None if self.step_scores is None else self.step_scores[:i],
         )
+
+
+@dataclass(frozen=True)
+class StepValue:
+    """A path's value from its step scores: the ``aggregate`` of them, through a sigmoid
+    when the verifier's ``scale`` is logits; 0.5 for a path without steps."""
+
+    aggregate: PathAggregate
+    scale: StepScale
+
+    def __call__(self, step_scores: Sequence[float]) -> float:
+        score = path_score(step_scores, self.aggregate)
+        if score is None:
+            return 0.5
+        return 1.0 / (1.0 + math.exp(-score)) if self.scale == "logit" else score
+
+
+def value_rule(ctx: StrategyContext, value: str, aggregate: PathAggregate) -> StepValue | None:
+    """The ``StepValue`` for ``value: verifier`` (needs the step verifier); None for the
+    model's own confidence."""
+    if value != "verifier":
+        return None
+    return StepValue(aggregate, ctx.calls.require_step_verifier().scale)
+
+
+async def verify_paths(
+    ctx: StrategyContext, paths: Sequence[Path], rule: StepValue | None
+) -> list[Path]:
+    """``paths`` with their step scores and verifier value (one step-verifier call for all);
+    unchanged when ``rule`` is None."""
+    if rule is None or not paths:
+        return list(paths)
+    scores = await ctx.calls.score_steps(ctx.prompt, [p.steps for p in paths])
+    return [
+        replace(p, step_scores=tuple(s), verified=rule(s))
+        for p, s in zip(paths, scores, strict=True)
+    ]
 
 
 @dataclass

@@ -3,8 +3,8 @@
 Each request carries ``SamplingParams.guidance`` (beta, alpha, top_k), so the worker's
 token verifier steers every step. ``n = 1`` returns the first model's guided completion
 (guided greedy when ``temperature = 0``); ``n > 1`` draws ``n`` guided samples per model
-(sample i seeded seed + i, as self-consistency does) and returns the majority answer, its
-representative being the most likely (mean token log-prob) candidate that gave it.
+(sample i seeded seed + i, as self-consistency does) and returns the voted answer (majority,
+or with ``vote: verifier`` weighted by the step verifier, as self-consistency votes).
 
 A planned model whose worker has no verifier (``Worker.supports_guidance`` False) is a
 ``ConfigError`` naming it, raised before any call is made.
@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import asyncio
 
-from orchestrator.aggregation.voting import VoteResult, majority_vote
 from orchestrator.strategies.base import StrategyContext, StrategyResult
 from orchestrator.strategies.config import VerifierGuidedConfig
-from orchestrator.types import Candidate
+from orchestrator.strategies.votes import plain_vote, representative, verifier_vote
 from workers.base import GenerateRequest, Guidance, SamplingParams
 
 __all__ = ["run_system2"]
@@ -43,13 +42,16 @@ async def run_system2(ctx: StrategyContext, config: VerifierGuidedConfig) -> Str
         return StrategyResult(
             answer=chosen.answer, chosen=chosen, candidates=candidates, extra=extra
         )
-    vote = majority_vote([c.answer for c in candidates])
+    if config.vote == "verifier":
+        vote = await verifier_vote(candidates, ctx, config.path_aggregate)
+    else:
+        vote = plain_vote(candidates, ctx)
     return StrategyResult(
-        answer=vote.winner,
-        chosen=_representative(candidates, vote),
+        answer=vote.result.winner,
+        chosen=representative(candidates, vote),
         candidates=candidates,
-        vote=vote.to_record(),
-        extra=extra,
+        vote=vote.result.to_record(),
+        extra=extra | vote.extra,
     )
 
 
@@ -63,10 +65,3 @@ def _require_verifiers(ctx: StrategyContext) -> None:
                 "has none: add `verifier: {path: DIR}` to its transformers config (train "
                 "one with `system2 verifier train`), or use another strategy"
             )
-
-
-def _representative(candidates: list[Candidate], vote: VoteResult) -> Candidate | None:
-    winners = [c for c in candidates if vote.winner is not None and c.answer == vote.winner]
-    if not winners:
-        return None
-    return max(winners, key=lambda c: c.total_logprob / max(c.completion_tokens, 1))

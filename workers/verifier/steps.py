@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 
@@ -31,16 +31,23 @@ __all__ = [
     "PRMReading",
     "PRMStepVerifier",
     "PooledStepVerifier",
+    "StepScale",
     "StepVerifier",
     "TokenStepVerifier",
     "step_spans",
 ]
 
 PRMReading = Literal["classes", "tokens"]
+StepScale = Literal["probability", "logit"]
+"""What a step score is: P(step correct) in [0, 1], or a real-valued (Bradley-Terry) logit."""
 
 
 class StepVerifier(Protocol):
-    """Scores each step of a reply to ``prompt`` (one float per step, higher is better)."""
+    """Scores each step of a reply to ``prompt`` (one float per step, higher is better);
+    ``scale`` says what the floats are."""
+
+    @property
+    def scale(self) -> StepScale: ...
 
     async def score_steps(self, prompt: Prompt, steps: Sequence[str]) -> list[float]: ...
 
@@ -69,6 +76,8 @@ class TokenStepVerifier:
 
     Steps are joined with ``separator`` (a newline, as step-wise search writes them).
     """
+
+    scale: ClassVar[StepScale] = "logit"
 
     def __init__(self, verifier: TokenVerifier, tokenizer: Any, *, separator: str = "\n") -> None:
         self.verifier = verifier
@@ -101,6 +110,8 @@ class PRMStepVerifier:
       ``good_token`` renormalised over {``good_token``, ``bad_token``}, or over the whole
       vocabulary when ``bad_token`` is None. Each must encode to exactly one token.
     """
+
+    scale: ClassVar[StepScale] = "probability"
 
     def __init__(
         self,
@@ -176,6 +187,8 @@ class _StepScorer(Protocol):
 
 class PooledStepVerifier:
     """A PRM served over HTTP: ``OpenAIWorker.step_scores`` (vLLM ``--runner pooling``)."""
+
+    scale: ClassVar[StepScale] = "probability"
 
     def __init__(self, worker: _StepScorer) -> None:
         self.worker = worker
