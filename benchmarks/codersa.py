@@ -22,11 +22,10 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from benchmarks.common import RESULTS, report
+from benchmarks.common import RESULTS, add_engine_options, engine_suffix, load_worker, report
 from orchestrator import Orchestrator, RerankConfig, RSARerankerConfig
 from orchestrator.evaluation import load_dataset, read_records, run_eval
 from policies import FixedPolicy
-from workers.transformers_worker import TransformersWorker
 
 RERANKERS = ("coder", "coder_reviewer", "rsa")
 FENCE_CLOSE = "\n```\n"
@@ -69,9 +68,9 @@ def costs(path: Path) -> dict[str, float]:
 async def run_model(model: str, args: argparse.Namespace) -> dict[str, Any]:
     items = load_dataset("humaneval", limit=args.limit, seed=args.seed)
     config = strategy(args.n, args.sample_seed, args.max_tokens)
-    worker = TransformersWorker.load(model, model_name=model, threads=args.threads)
+    worker = load_worker(model, args)
     orch = Orchestrator({model: worker}, FixedPolicy((model,), config), task="code")
-    out = RESULTS / "runs" / f"codersa_{model}_n{args.n}.jsonl"
+    out = RESULTS / "runs" / f"codersa_{model}_n{args.n}{engine_suffix(args)}.jsonl"
     run_config = {
         "dataset": "humaneval",
         "limit": args.limit,
@@ -79,6 +78,8 @@ async def run_model(model: str, args: argparse.Namespace) -> dict[str, Any]:
         "model": model,
         "strategy": config.model_dump(),
     }
+    if args.engine != "transformers":
+        run_config["engine"] = args.engine
     try:
         summary = await run_eval(items, orch.answer, out, run_config=run_config)
     finally:
@@ -86,6 +87,7 @@ async def run_model(model: str, args: argparse.Namespace) -> dict[str, Any]:
     rates = summary.rerankers
     row: dict[str, Any] = {
         "model": model,
+        "engine": args.engine,
         "items": summary.n,
         "n": args.n,
         "random": rates.get("random (expected)", 0.0),
@@ -101,7 +103,10 @@ async def run(args: argparse.Namespace) -> None:
     rows = [await run_model(model, args) for model in args.models]
     path = RESULTS / "codersa.json"
     previous = json.loads(path.read_text())["rows"] if path.exists() else []
-    kept = [r for r in previous if r["model"] not in args.models or r["n"] != args.n]
+    fresh = {(r["model"], r["n"], r["engine"]) for r in rows}
+    kept = [
+        r for r in previous if (r["model"], r["n"], r.get("engine", "transformers")) not in fresh
+    ]
     report(
         "codersa",
         [*kept, *rows],
@@ -122,7 +127,7 @@ def main() -> None:
     parser.add_argument("--sample-seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=10)
     parser.add_argument("--max-tokens", type=int, default=384)
-    parser.add_argument("--threads", type=int, default=2)
+    add_engine_options(parser)
     asyncio.run(run(parser.parse_args()))
 
 

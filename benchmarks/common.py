@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import time
@@ -13,7 +14,19 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["RESULTS", "machine_info", "report"]
+from workers.base import Worker
+
+__all__ = [
+    "ENGINES",
+    "RESULTS",
+    "add_engine_options",
+    "engine_suffix",
+    "load_worker",
+    "machine_info",
+    "report",
+]
+
+ENGINES = ("transformers", "vllm")
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -26,6 +39,37 @@ def machine_info() -> dict[str, Any]:
         "machine": platform.machine(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """``--engine`` (the embedded transformers model, or an in-process vLLM engine) and its
+    settings."""
+    parser.add_argument("--engine", choices=ENGINES, default="transformers")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (transformers)")
+    parser.add_argument("--max-model-len", type=int, default=4096, help="vllm")
+    parser.add_argument("--kv-cache-gib", type=float, default=4.0, help="vllm")
+
+
+def load_worker(model: str, args: argparse.Namespace) -> Worker:
+    """The worker for ``model`` on ``args.engine`` (see ``add_engine_options``)."""
+    if args.engine == "vllm":
+        from workers.vllm_worker import VLLMWorker
+
+        return VLLMWorker.load(
+            model,
+            model_name=model,
+            max_model_len=args.max_model_len,
+            kv_cache_gib=args.kv_cache_gib,
+        )
+    from workers.transformers_worker import TransformersWorker
+
+    return TransformersWorker.load(model, model_name=model, threads=args.threads)
+
+
+def engine_suffix(args: argparse.Namespace) -> str:
+    """What run-file names gain on another engine than transformers (whose names predate
+    the option): the engines sample differently, so their runs must not mix."""
+    return "" if args.engine == "transformers" else f"_{args.engine}"
 
 
 def report(

@@ -12,8 +12,15 @@ subsets, the three SelectLLM rules, a cascade and the oracle, on the same model 
 
 Pairs run one at a time (``--concurrency 1``) so each pair's seconds are that model's own.
 
+``--probe`` instead picks the data sets: every model answers ``--probe-limit`` items of
+each candidate family (``--datasets``, seed 300, kept apart from train and test), and the
+table shows per family each model's accuracy and how often their labels differ.
+
 Run: python -m benchmarks.routing [--config examples/routing_agent/selectllm.yaml]
      [--datasets gsm_symbolic basic_arithmetic ...] [--train-limit 20] [--test-limit 12]
+Probe: python -m benchmarks.routing --probe --datasets gsm_symbolic chain_sum gcd ...
+The pool on in-process vLLM engines (faster on CPU too):
+     --config examples/routing_agent/selectllm_vllm.yaml
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ from workers.config import build_worker
 from workers.embedder import SentenceEmbedder
 
 DEFAULT_DATASETS = ["gsm_symbolic", "basic_arithmetic", "leg_counting", "letter_counting"]
+PROBE_SEED = 300
 
 
 def load_items(datasets: Sequence[str], limit: int, seed: int) -> list[EvalItem]:
@@ -62,6 +70,7 @@ async def collect(
     config_path: Path, items: Sequence[EvalItem], out: Path, args: argparse.Namespace
 ) -> list[dict[str, Any]]:
     cfg = load_config(config_path)
+    engines = {name: wc.kind for name, wc in cfg.models.items()}
     workers = {name: build_worker(name, wc) for name, wc in cfg.models.items()}
     try:
         await collect_labels(
@@ -73,7 +82,7 @@ async def collect(
             max_tokens=args.max_tokens,
             seed=args.sample_seed,
             prompts=cfg.prompts,
-            run_config={"datasets": args.datasets},
+            run_config={"datasets": args.datasets, "engines": engines},
             concurrency=args.concurrency,
         )
     finally:
@@ -162,6 +171,19 @@ def plot(scores: Sequence[PolicyScore], path: Path) -> None:
     plt.close(fig)
 
 
+async def probe(args: argparse.Namespace) -> None:
+    items = load_items(args.datasets, args.probe_limit, PROBE_SEED)
+    records = await collect(args.config, items, RESULTS / "runs" / "routing_probe.jsonl", args)
+    pool = list(load_config(args.config).models)
+    answered = complete_items(records, pool)
+    report(
+        "routing_probe",
+        disagreement([r for r in records if r["item"] in answered], pool),
+        summary={"items_per_family": args.probe_limit, "samples": args.samples},
+        title="Probe: where the pool models disagree",
+    )
+
+
 async def run(args: argparse.Namespace) -> None:
     runs = RESULTS / "runs"
     train_items = load_items(args.datasets, args.train_limit, args.train_seed)
@@ -228,7 +250,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--min-margin", type=float, default=0.6, help="cascade escalation")
     parser.add_argument("--concurrency", type=int, default=1)
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--probe", action="store_true", help="only measure disagreement")
+    parser.add_argument("--probe-limit", type=int, default=4, help="items per data set")
+    args = parser.parse_args()
+    asyncio.run(probe(args) if args.probe else run(args))
 
 
 if __name__ == "__main__":

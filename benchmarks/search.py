@@ -18,7 +18,7 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from benchmarks.common import RESULTS, report
+from benchmarks.common import RESULTS, add_engine_options, engine_suffix, load_worker, report
 from orchestrator import (
     MetastableConfig,
     Orchestrator,
@@ -28,7 +28,7 @@ from orchestrator import (
 )
 from orchestrator.evaluation import load_dataset, read_records, run_eval
 from policies import FixedPolicy
-from workers.transformers_worker import TransformersWorker
+from workers.base import Worker
 
 
 def graph_stats(path: Path) -> dict[str, float]:
@@ -48,14 +48,16 @@ async def run_one(
     name: str,
     dataset: str,
     strategy: StrategyConfig,
-    worker: TransformersWorker,
+    worker: Worker,
     args: argparse.Namespace,
 ) -> tuple[dict[str, Any], float]:
     items = load_dataset(dataset, limit=args.limit, seed=args.seed)
     orch = Orchestrator({args.model: worker}, FixedPolicy((args.model,), strategy))
-    out = RESULTS / "runs" / f"search_{dataset}_{name}.jsonl"
+    out = RESULTS / "runs" / f"search_{dataset}_{name}{engine_suffix(args)}.jsonl"
     run_config = {"dataset": dataset, "limit": args.limit, "seed": args.seed,
                   "model": args.model, "strategy": strategy.model_dump()}  # fmt: skip
+    if args.engine != "transformers":
+        run_config["engine"] = args.engine
     summary = await run_eval(items, orch.answer, out, run_config=run_config)
     row: dict[str, Any] = {
         "dataset": dataset,
@@ -71,7 +73,7 @@ async def run_one(
 
 
 async def run(args: argparse.Namespace) -> None:
-    worker = TransformersWorker.load(args.model, model_name=args.model, threads=args.threads)
+    worker = load_worker(args.model, args)
     rows = []
     try:
         for dataset in args.datasets:
@@ -106,7 +108,7 @@ def main() -> None:
     parser.add_argument("--sample-seed", type=int, default=0)
     parser.add_argument("--k", type=int, default=6, help="SC samples; sets the budget")
     parser.add_argument("--max-tokens", type=int, default=320)
-    parser.add_argument("--threads", type=int, default=2)
+    add_engine_options(parser)
     asyncio.run(run(parser.parse_args()))
 
 
