@@ -79,7 +79,13 @@ def _generator(
     verifier: Path | None = None,
 ) -> _Generator:
     """Build the generator's worker (loads the model; attaches ``verifier`` if given)."""
-    from workers.config import TransformersWorkerConfig, VerifierConfig, WorkerConfig, build_worker
+    from workers.config import (
+        TransformersWorkerConfig,
+        VerifierConfig,
+        VLLMWorkerConfig,
+        WorkerConfig,
+        build_worker,
+    )
 
     wc: WorkerConfig
     if model is not None:
@@ -99,11 +105,13 @@ def _generator(
             raise _fail(f"no model {worker_name!r} in the config ({', '.join(cfg.models)})")
         declared = cfg.models[worker_name]
         if verifier is not None:
-            if not isinstance(declared, TransformersWorkerConfig):
-                raise _fail(f"model {worker_name!r} is not a transformers worker; use --model")
+            if not isinstance(declared, TransformersWorkerConfig | VLLMWorkerConfig):
+                raise _fail(
+                    f"model {worker_name!r} is not a transformers or vllm worker; use --model"
+                )
             declared = declared.model_copy(update={"verifier": VerifierConfig(path=str(verifier))})
         wc, prompts = declared, dict(cfg.prompts)
-    checkpoint = wc.model if isinstance(wc, TransformersWorkerConfig) else None
+    checkpoint = wc.model if isinstance(wc, TransformersWorkerConfig | VLLMWorkerConfig) else None
     try:
         worker = build_worker(worker_name, wc)
     except (CatalogError, ValueError) as exc:
