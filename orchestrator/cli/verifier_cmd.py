@@ -21,10 +21,12 @@ from orchestrator.logging import configure_logging
 from workers.errors import CatalogError
 
 if TYPE_CHECKING:
+    from orchestrator.aggregation.verifier_vote import PathAggregate
     from orchestrator.prompts import PromptConfig
     from orchestrator.types import TaskType
     from workers.base import Worker
     from workers.verifier import TrainableMode
+    from workers.verifier.steps import StepVerifier
     from workers.verifier.train import TrainingMetrics
 
 __all__ = ["app"]
@@ -118,6 +120,17 @@ def _generator(
         raise _fail(exc) from None
     described = {"worker": json.loads(wc.model_dump_json()), "generator": checkpoint}
     return _Generator(worker, prompts, described, checkpoint)
+
+
+def _token_step_verifier(worker: Worker) -> StepVerifier | None:
+    """The worker's attached token verifier as a step verifier (None on engines that keep
+    it out of reach, such as vLLM's engine process)."""
+    from workers.transformers_worker import TransformersWorker
+    from workers.verifier import TokenStepVerifier
+
+    if not isinstance(worker, TransformersWorker) or worker.verifier is None:
+        return None
+    return TokenStepVerifier(worker.verifier, worker.tokenizer)
 
 
 def _config(path: Path | None) -> System2Config:
@@ -347,8 +360,17 @@ def eval_(
     max_tokens: Annotated[int, typer.Option(min=1)] = 512,
     sample_seed: Annotated[int, typer.Option(help="seed of the SC samples")] = 0,
     concurrency: Annotated[int, typer.Option(min=1, help="items in flight at once")] = 1,
+    verifier_vote: Annotated[
+        bool,
+        typer.Option(help="also re-vote each SC mode's candidates weighted by the verifier"),
+    ] = True,
+    vote_aggregate: Annotated[
+        str, typer.Option(help="path score from step scores: min, mean, last")
+    ] = "min",
 ) -> None:
-    """Greedy vs guided greedy and SC@k vs guided SC@k on the same items; print the table."""
+    """Greedy vs guided greedy and SC@k vs guided SC@k on the same items (and, with
+    --verifier-vote, each SC mode's candidates voting with the token verifier's step
+    scores); print the table."""
     from orchestrator.evaluation import load_dataset
     from orchestrator.evaluation.guided import (
         GUIDED_MODES,
@@ -358,6 +380,9 @@ def eval_(
         print_guided,
     )
 
+    if vote_aggregate not in ("min", "mean", "last"):
+        raise _fail(f"unknown --vote-aggregate {vote_aggregate!r}; known: min, mean, last")
+    aggregate = cast("PathAggregate", vote_aggregate)
     chosen: list[GuidedMode] = []
     for mode in (m.strip() for m in modes.split(",") if m.strip()):
         if mode not in GUIDED_MODES:
@@ -399,6 +424,8 @@ def eval_(
                 run_config=run_config,
                 concurrency=concurrency,
                 console=console,
+                step_verifier=_token_step_verifier(gen.worker) if verifier_vote else None,
+                aggregate=aggregate,
             )
         finally:
             await gen.worker.close()

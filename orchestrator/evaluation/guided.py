@@ -5,22 +5,32 @@ All modes share one worker (the verifier attached, used only by the guided modes
 same prompts, token limit, temperature, top-p and seeds, so the modes differ in guidance
 alone. A mode's verifier seconds are the guidance processor's time during this call (the
 items it ran, not any resumed from an earlier call), as reported by the worker.
+
+``revote_with_verifier`` adds a row per SC mode: the same candidates (read back from the
+mode's run file, nothing is sampled again) voting with weights from a step verifier, as
+``vote: verifier`` does; its seconds are the mode's plus the verifier's.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.evaluation.datasets import EvalItem
-from orchestrator.evaluation.runner import RunSummary, run_eval
-from orchestrator.prompts import PromptConfig
+from orchestrator.aggregation.verifier_vote import (
+    PathAggregate,
+    score_paths,
+    verifier_weighted_vote,
+)
+from orchestrator.evaluation.datasets import EvalItem, score_item
+from orchestrator.evaluation.runner import RunSummary, read_records, run_eval, summarize
+from orchestrator.prompts import PromptConfig, build_prompt
 from orchestrator.strategies.config import (
     GreedyConfig,
     SelfConsistencyConfig,
@@ -30,6 +40,9 @@ from orchestrator.strategies.config import (
 from orchestrator.types import TaskType
 from workers.base import Worker
 
+if TYPE_CHECKING:
+    from workers.verifier.steps import StepVerifier
+
 __all__ = [
     "GUIDED_MODES",
     "GuidedComparison",
@@ -37,6 +50,7 @@ __all__ = [
     "ModeResult",
     "compare_guided",
     "print_guided",
+    "revote_with_verifier",
 ]
 
 GuidedMode = Literal["greedy", "guided_greedy", "sc", "guided_sc"]
@@ -88,7 +102,7 @@ class GuidedComparison:
 
 @dataclass(frozen=True)
 class ModeResult:
-    mode: GuidedMode
+    mode: str
     path: Path
     summary: RunSummary
     verifier_seconds: float | None
@@ -113,8 +127,11 @@ async def compare_guided(
     concurrency: int = 1,
     progress: bool = True,
     console: Console | None = None,
+    step_verifier: StepVerifier | None = None,
+    aggregate: PathAggregate = "min",
 ) -> list[ModeResult]:
-    """Run every mode into ``out_dir/<mode>.jsonl``; the worker is left open."""
+    """Run every mode into ``out_dir/<mode>.jsonl`` and, given a ``step_verifier``, re-vote
+    each SC mode with it (``revote_with_verifier``); the worker is left open."""
     from orchestrator.orchestrator import Orchestrator  # it imports this package
     from policies.fixed import FixedPolicy
 
@@ -144,8 +161,64 @@ async def compare_guided(
         after = _verifier_seconds(worker)
         spent = None if before is None or after is None else after - before
         results.append(ModeResult(mode, out / f"{mode}.jsonl", summary, spent))
+    if step_verifier is not None:
+        for source in [r for r in results if r.mode in ("sc", "guided_sc")]:
+            results.append(
+                await revote_with_verifier(
+                    source, items, step_verifier, aggregate=aggregate, prompts=prompts
+                )
+            )
     _write_summary(out / "summary.json", results)
     return results
+
+
+async def revote_with_verifier(
+    source: ModeResult,
+    items: Sequence[EvalItem],
+    verifier: StepVerifier,
+    *,
+    aggregate: PathAggregate = "min",
+    prompts: Mapping[TaskType, PromptConfig] | None = None,
+) -> ModeResult:
+    """``source``'s candidates re-voted with ``verifier``'s path scores, written to
+    ``<source>_verifier_vote.jsonl`` (the source's records with the new prediction, and
+    the verifier's seconds added to each item's)."""
+    from orchestrator.strategies.stepwise import split_steps
+
+    header, records = read_records(source.path)
+    by_id = {item.id: item for item in items}
+    revoted, spent = [], 0.0
+    for item_id, record in records.items():
+        item = by_id.get(item_id)
+        candidates = (record.get("trace") or {}).get("candidates") or []
+        if item is None or record["status"] == "failed" or not candidates:
+            revoted.append(record)
+            continue
+        prompt = build_prompt(item.query, (prompts or {}).get(item.query.task))
+        started = time.perf_counter()
+        steps = [split_steps(c["text"]) for c in candidates]
+        scores = await score_paths(verifier, prompt, steps)
+        seconds = time.perf_counter() - started
+        spent += seconds
+        answers = [c["answer"] for c in candidates]
+        vote = verifier_weighted_vote(answers, scores, aggregate=aggregate, scale=verifier.scale)
+        outcome = score_item(item, vote.winner)
+        revoted.append(
+            {
+                **record,
+                "predicted": vote.winner,
+                "correct": outcome.correct,
+                "detail": outcome.detail,
+                "seconds": record["seconds"] + seconds,
+                "verifier_vote": {"counts": vote.counts, "step_scores": scores},
+            }
+        )
+    path = source.path.with_name(f"{source.path.stem}_verifier_vote.jsonl")
+    revote = {"source": str(source.path), "aggregate": aggregate, "scale": verifier.scale}
+    lines = [{**(header or {}), "revote": revote}, *revoted]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines))
+    verifier_seconds = None if source.verifier_seconds is None else source.verifier_seconds + spent
+    return ModeResult(f"{source.mode}+verifier_vote", path, summarize(revoted), verifier_seconds)
 
 
 def _write_summary(path: Path, results: Sequence[ModeResult]) -> None:

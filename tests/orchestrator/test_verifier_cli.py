@@ -100,6 +100,20 @@ def test_synthesize_train_eval_end_to_end(
     assert summary[0]["verifier_seconds"] == 0.0
     assert "guided_greedy" in result.output
 
+    sc = [*evaluate[:11], "--modes", "sc", "--k", "3", "--temperature", "1.0", "--max-tokens", "4"]
+    result = cli_runner.invoke(app, sc)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert [row["mode"] for row in summary] == ["sc", "sc+verifier_vote"]
+    assert summary[1]["items"] == summary[0]["items"] == 2
+    assert summary[1]["completion_tokens_mean"] == summary[0]["completion_tokens_mean"]
+    assert summary[1]["verifier_seconds"] > 0.0
+    revoted = [json.loads(line) for line in Path(summary[1]["file"]).read_text().splitlines()]
+    assert revoted[0]["revote"]["aggregate"] == "min"
+    for record in revoted[1:]:
+        candidates = record["trace"]["candidates"]
+        assert len(record["verifier_vote"]["step_scores"]) == len(candidates) == 3
+
 
 def test_eval_refuses_unknown_modes(cli_runner: CliRunner, tmp_path: Path) -> None:
     result = cli_runner.invoke(
