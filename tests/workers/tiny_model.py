@@ -30,17 +30,22 @@ class CharTokenizer:
         return "".join(ALPHABET[i - OFFSET] for i in ids if i >= OFFSET)
 
 
+def tiny_config(vocab_size: int, **overrides: Any) -> Qwen2Config:
+    """A 2-layer, 32-wide Qwen2 config (pad 0, EOS 1); ``overrides`` win."""
+    settings: dict[str, Any] = {
+        "vocab_size": vocab_size,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 256,
+        "eos_token_id": EOS,
+        "pad_token_id": PAD,
+    }
+    return Qwen2Config(**(settings | overrides))
+
+
 def tiny_model(seed: int = 0) -> Qwen2ForCausalLM:
     torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=len(ALPHABET) + OFFSET,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        eos_token_id=EOS,
-        pad_token_id=PAD,
-    )
-    return Qwen2ForCausalLM(config).eval()
+    return Qwen2ForCausalLM(tiny_config(len(ALPHABET) + OFFSET)).eval()

@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from transformers import Qwen2ForCausalLM
 
-PAD, EOS, OFFSET = 0, 1, 2
+from tests.workers.tiny_model import EOS, PAD, tiny_config
+
+OFFSET = 2
 VOCAB = 256 + OFFSET
 
 
@@ -32,15 +34,4 @@ class ByteTokenizer:
 
 def byte_model(seed: int = 0) -> Qwen2ForCausalLM:
     torch.manual_seed(seed)
-    config = Qwen2Config(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        eos_token_id=EOS,
-        pad_token_id=PAD,
-    )
-    return Qwen2ForCausalLM(config).eval()
+    return Qwen2ForCausalLM(tiny_config(VOCAB, max_position_embeddings=2048)).eval()

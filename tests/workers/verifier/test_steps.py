@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import Qwen2Config, Qwen2ForTokenClassification
+from transformers import Qwen2ForTokenClassification
 
-from tests.workers.verifier.byte_model import ByteTokenizer, byte_model
+from tests.workers.tiny_model import tiny_config
+from tests.workers.verifier.byte_model import VOCAB, ByteTokenizer, byte_model
 from workers.base import ChatMessage
 from workers.transformers_worker import encode_prompt
 from workers.verifier import PRMStepVerifier, TokenStepVerifier, TokenVerifier, step_spans
@@ -51,16 +52,7 @@ async def test_token_step_scores_are_means_of_token_scores() -> None:
 
 async def test_prm_class_reading_takes_the_positive_class_at_each_tag() -> None:
     torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=258,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        num_labels=2,
-        pad_token_id=0,
-    )
+    config = tiny_config(VOCAB, num_hidden_layers=1, num_labels=2)
     model = Qwen2ForTokenClassification(config).eval()
     prm = PRMStepVerifier(model, TOKENIZER, step_tag=" ki")
     got = await prm.score_steps("q: 2+3?\n", ["2+3=5", "so 5"])
