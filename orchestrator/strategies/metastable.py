@@ -16,8 +16,11 @@ operational reading, docs/methods.md section 5).
    replaces agreement, and every new path is verified;
    branch ``branch_factor`` sampled next steps from each of the ``branch_states`` best
    states (one call each, with ``"\\n"`` as stop), roll the branches out, add them.
-3. Stop when the token budget is spent; answer by value-weighted vote over every finished
-   path. The graph (JSON), its clusters and sparse edges go into the trace.
+3. A round branches only from as many of those states as its expected cost fits in the
+   budget left (per branch: the mean tokens of the finished paths minus the state's
+   prefix tokens); the search stops when not even one fits, so it spends at most about
+   the budget. Answer by value-weighted vote over every finished path. The graph (JSON),
+   its clusters and sparse edges go into the trace.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from statistics import fmean
 from typing import Any
 
 from orchestrator.graph import ROOT, EmbedFn, ReasoningGraph, cluster_graph, to_json
@@ -47,6 +51,7 @@ from orchestrator.strategies.stepwise import (
 
 __all__ = [
     "BranchState",
+    "affordable",
     "agreement",
     "branch_states",
     "new_graph",
@@ -110,6 +115,30 @@ def branch_states(
     return sorted(states.values(), key=lambda s: (-s.priority, len(s.nodes)))
 
 
+def affordable(
+    states: Sequence[BranchState], finished: Sequence[Path], branch_factor: int, left: int
+) -> list[BranchState]:
+    """The longest head of ``states`` whose expected cost fits in ``left`` tokens: a branch
+    from a state is expected to cost what finished paths spent on average after its
+    prefix (at least one token).
+
+    >>> done = [Path(steps=("a", "b"), tokens=100)]
+    >>> root = BranchState(("r",), Path(), 1.0, False)  # 2 branches x 100 tokens
+    >>> deeper = BranchState(("r", "a"), Path(tokens=60), 0.5, False)  # 2 x 40
+    >>> len(affordable([root, deeper], done, 2, 200)), len(affordable([root, deeper], done, 2, 280))
+    (1, 2)
+    """
+    mean_tokens = fmean(p.tokens for p in finished) if finished else 0.0
+    kept: list[BranchState] = []
+    cost = 0.0
+    for state in states:
+        cost += branch_factor * max(mean_tokens - state.prefix.tokens, 1.0)
+        if cost > left:
+            break
+        kept.append(state)
+    return kept
+
+
 @functools.cache
 def step_embedder(name: str) -> EmbedFn:
     """The catalog sentence embedder ``name`` as a graph ``EmbedFn`` (loaded once)."""
@@ -160,7 +189,10 @@ async def run_metastable(ctx: StrategyContext, config: MetastableConfig) -> Stra
             graph, method=config.cluster_method, threshold=config.sparse_threshold
         )
         states = branch_states(graph, finished, path_ids, branched, config, rule)
-        chosen = states[: config.branch_states]
+        left = budget.limit - budget.spent
+        chosen = affordable(states[: config.branch_states], finished, config.branch_factor, left)
+        if not chosen:
+            break
         children, completions = await extend_one_step(
             ctx, model, [s.prefix for s in chosen], config.branch_factor, sampler
         )

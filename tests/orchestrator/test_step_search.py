@@ -74,17 +74,21 @@ def test_beam_budget_stops_the_search_and_forces_a_rollout() -> None:
 def test_metastable_search_branches_and_records_the_graph() -> None:
     """Seeds 0..3: three common paths and one rare one. The graph merges the shared first
     step, so both routes leave one node; the search branches from graph states, rolls
-    out, and keeps a graph whose paths are the finished ones."""
+    out within the budget, and keeps a graph whose paths are the finished ones."""
     config = MetastableConfig(seed_paths=4, branch_states=2, branch_factor=2, seed=0,
                               budget_tokens=80)  # fmt: skip
     answer, worker = _answer(config)
     search = answer.trace.extra["search"]
     assert search["tokens"] == sum(g.completion_tokens for g in answer.trace.generations)
-    assert search["tokens"] >= 80  # stopped only once the budget was spent
-    last_round = search["rounds"][-1]["tokens"]
-    before_last = search["rounds"][-2]["tokens"] if len(search["rounds"]) > 1 else 0
-    assert before_last < 80  # a round starts only while budget is left
-    assert last_round == search["tokens"]
+    assert search["rounds"]
+    assert search["rounds"][-1]["tokens"] == search["tokens"]
+    # Rounds start only when their expected cost fits (the scripted paths are regular, so
+    # the expectation holds): the budget is kept, and the search stopped only when what was
+    # left could not pay for one state's 2 branches (each at most a mean whole path).
+    assert search["tokens"] <= 80
+    finished = answer.trace.candidates
+    mean_path = sum(c.completion_tokens for c in finished) / len(finished)
+    assert 80 - search["tokens"] < 2 * mean_path
     graph = from_json_dict(answer.trace.extra["graph"])
     assert len(graph.paths) == search["finished_paths"] == len(answer.trace.candidates)
     first_steps = {graph.paths[p].nodes[1] for p in graph.paths}
