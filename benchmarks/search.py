@@ -7,6 +7,7 @@ statistics (nodes, clusters, sparse edges per query). Resumable run files go und
 ``results/runs/``; the table to ``results/search.json``.
 
 Run: python -m benchmarks.search [--datasets gsm_symbolic chain_sum] [--limit 20] [--k 6]
+     [--engine vllm] [--embedding-merge]
 """
 
 from __future__ import annotations
@@ -86,7 +87,11 @@ async def run(args: argparse.Namespace) -> None:
                       "temperature": 0.7, "seed": args.sample_seed}  # fmt: skip
             beam = StepBeamConfig(beam_width=3, expansions=2, **common)
             meta = MetastableConfig(seed_paths=max(2, args.k // 2), **common)
-            for name, strategy in (("step_beam", beam), ("metastable", meta)):
+            searches: list[tuple[str, StrategyConfig]] = [("step_beam", beam), ("metastable", meta)]
+            if args.embedding_merge:
+                merged = meta.model_copy(update={"merge": "embedding"})
+                searches.append(("metastable_embedding", merged))
+            for name, strategy in searches:
                 row, _ = await run_one(name, dataset, strategy, worker, args)
                 rows.append({**row, "budget_tokens": budget})
     finally:
@@ -108,6 +113,9 @@ def main() -> None:
     parser.add_argument("--sample-seed", type=int, default=0)
     parser.add_argument("--k", type=int, default=6, help="SC samples; sets the budget")
     parser.add_argument("--max-tokens", type=int, default=320)
+    parser.add_argument(
+        "--embedding-merge", action="store_true", help="also metastable with embedding merging"
+    )
     add_engine_options(parser)
     asyncio.run(run(parser.parse_args()))
 
