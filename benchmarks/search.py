@@ -19,6 +19,11 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
 from benchmarks.common import RESULTS, add_engine_options, engine_suffix, load_worker, report
 from orchestrator import (
     MetastableConfig,
@@ -73,6 +78,24 @@ async def run_one(
     return row, summary.completion_tokens_mean
 
 
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Accuracy against mean generated tokens, one panel per data set."""
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        for r in (r for r in rows if r["dataset"] == dataset):
+            ax.scatter(r["tokens_mean"], r["accuracy"], s=40)
+            ax.annotate(r["strategy"], (r["tokens_mean"], r["accuracy"]), fontsize=8,
+                        xytext=(4, 3), textcoords="offset points")  # fmt: skip
+        ax.set_title(f"{dataset} ({rows[0]['items']} items)")
+        ax.set_xlabel("generated tokens per item (mean)")
+        ax.set_ylabel("accuracy")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 async def run(args: argparse.Namespace) -> None:
     worker = load_worker(args.model, args)
     rows = []
@@ -96,10 +119,19 @@ async def run(args: argparse.Namespace) -> None:
                 rows.append({**row, "budget_tokens": budget})
     finally:
         await worker.close()
+    plot_path = RESULTS / "search.png"
+    plot(rows, plot_path)
     report(
         "search",
         rows,
-        summary={"model": args.model, "limit": args.limit, "seed": args.seed, "k": args.k},
+        summary={
+            "model": args.model,
+            "limit": args.limit,
+            "seed": args.seed,
+            "k": args.k,
+            "engine": args.engine,
+            "plot": str(plot_path),
+        },
         title=f"Search at equal token budget, {args.model}, {args.limit} items per data set",
     )
 
