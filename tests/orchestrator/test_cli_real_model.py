@@ -54,3 +54,37 @@ def test_eval_writes_a_resumable_run(tmp_path: Path, small_model_name: str) -> N
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0, second.output
     assert out.read_text().splitlines() == lines
+
+
+def test_metastable_search_from_yaml_and_its_graph(tmp_path: Path, small_model_name: str) -> None:
+    """A metastable search runs from YAML on the real model within its token budget; the
+    graph in its trace draws and exports through `system2 graph`."""
+    config = tmp_path / "search.yaml"
+    config.write_text(
+        f"""
+models:
+  small: {{kind: transformers, model: {small_model_name}, threads: 2}}
+policy: {{kind: fixed, models: [small]}}
+strategy: {{kind: metastable, budget_tokens: 160, seed_paths: 2, branch_states: 1,
+            branch_factor: 2, max_tokens: 48, step_max_tokens: 16, seed: 0}}
+logging: {{level: warning}}
+"""
+    )
+    out = tmp_path / "run.jsonl"
+    args = ["eval", "basic_arithmetic", "--config", str(config), "--limit", "1", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.read_text().splitlines()[1])
+    search = record["trace"]["extra"]["search"]
+    generated = sum(g["completion_tokens"] for g in record["trace"]["generations"])
+    assert search["tokens"] == generated
+    assert search["finished_paths"] == len(record["trace"]["candidates"]) >= 2
+    assert search["nodes"] == len(record["trace"]["extra"]["graph"]["nodes"])
+    png, prefs = tmp_path / "graph.png", tmp_path / "prefs.jsonl"
+    drawn = CliRunner().invoke(
+        app, ["graph", str(out), "--item", record["id"], "--out", str(png), "--preferences",
+              str(prefs)],
+    )  # fmt: skip
+    assert drawn.exit_code == 0, drawn.output
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert prefs.exists()
