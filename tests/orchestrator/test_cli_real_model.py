@@ -57,8 +57,8 @@ def test_eval_writes_a_resumable_run(tmp_path: Path, small_model_name: str) -> N
 
 
 def test_metastable_search_from_yaml_and_its_graph(tmp_path: Path, small_model_name: str) -> None:
-    """A metastable search runs from YAML on the real model within its token budget; the
-    graph in its trace draws and exports through `system2 graph`."""
+    """A metastable search runs from YAML on the real model, its generated tokens counted
+    exactly; the graph in its trace draws and exports through `system2 graph`."""
     config = tmp_path / "search.yaml"
     config.write_text(
         f"""
