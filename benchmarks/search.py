@@ -84,9 +84,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         for r in (r for r in rows if r["dataset"] == dataset):
-            ax.scatter(r["tokens_mean"], r["accuracy"], s=40)
-            ax.annotate(r["strategy"], (r["tokens_mean"], r["accuracy"]), fontsize=8,
-                        xytext=(4, 3), textcoords="offset points")  # fmt: skip
+            ax.scatter(r["tokens_mean"], r["accuracy"], s=40, label=r["strategy"], alpha=0.8)
+        ax.legend(fontsize=8)
         ax.set_title(f"{dataset} ({rows[0]['items']} items)")
         ax.set_xlabel("generated tokens per item (mean)")
         ax.set_ylabel("accuracy")
