@@ -20,7 +20,7 @@ import asyncio
 from orchestrator.aggregation.voting import decisive_reason
 from orchestrator.strategies.base import StrategyContext, StrategyResult, sampling_params
 from orchestrator.strategies.config import SelfConsistencyConfig
-from orchestrator.strategies.votes import plain_vote, representative, verifier_vote
+from orchestrator.strategies.votes import cast_vote, plain_vote, representative
 from orchestrator.types import Candidate
 from workers.base import GenerateRequest
 
@@ -53,10 +53,7 @@ async def run_self_consistency(
             )
             if stop_reason is not None:
                 break
-    if config.vote == "verifier":
-        vote = await verifier_vote(candidates, ctx, config.path_aggregate)
-    else:
-        vote = plain_vote(candidates, ctx)
+    vote = await cast_vote(candidates, ctx, config.vote, config.path_aggregate)
     extra = vote.extra
     if stop_reason is not None:
         extra["early_stop"] = str(stop_reason)

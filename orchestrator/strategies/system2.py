@@ -16,7 +16,7 @@ import asyncio
 
 from orchestrator.strategies.base import StrategyContext, StrategyResult
 from orchestrator.strategies.config import VerifierGuidedConfig
-from orchestrator.strategies.votes import plain_vote, representative, verifier_vote
+from orchestrator.strategies.votes import cast_vote, representative
 from workers.base import GenerateRequest, Guidance, SamplingParams
 
 __all__ = ["run_system2"]
@@ -42,10 +42,7 @@ async def run_system2(ctx: StrategyContext, config: VerifierGuidedConfig) -> Str
         return StrategyResult(
             answer=chosen.answer, chosen=chosen, candidates=candidates, extra=extra
         )
-    if config.vote == "verifier":
-        vote = await verifier_vote(candidates, ctx, config.path_aggregate)
-    else:
-        vote = plain_vote(candidates, ctx)
+    vote = await cast_vote(candidates, ctx, config.vote, config.path_aggregate)
     return StrategyResult(
         answer=vote.result.winner,
         chosen=representative(candidates, vote),

@@ -18,10 +18,11 @@ from orchestrator.aggregation.verifier_vote import (
 )
 from orchestrator.aggregation.voting import VoteResult, majority_vote, weighted_vote
 from orchestrator.strategies.base import StrategyContext
+from orchestrator.strategies.config import VoteKind
 from orchestrator.strategies.stepwise import split_steps
 from orchestrator.types import Candidate
 
-__all__ = ["CandidateVote", "plain_vote", "representative", "verifier_vote"]
+__all__ = ["CandidateVote", "cast_vote", "plain_vote", "representative", "verifier_vote"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,18 @@ async def verifier_vote(
         prior=prior,
     )
     return CandidateVote(result, tuple(path_score(s, aggregate) for s in scores))
+
+
+async def cast_vote(
+    candidates: Sequence[Candidate],
+    ctx: StrategyContext,
+    vote: VoteKind,
+    aggregate: PathAggregate,
+) -> CandidateVote:
+    """The vote a strategy's ``vote`` setting asks for (``aggregate``: verifier votes)."""
+    if vote == "verifier":
+        return await verifier_vote(candidates, ctx, aggregate)
+    return plain_vote(candidates, ctx)
 
 
 def _or_lowest(score: float | None) -> float:
