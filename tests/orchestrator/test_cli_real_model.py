@@ -13,14 +13,18 @@ from orchestrator.cli.main import app
 pytestmark = pytest.mark.slow
 
 
-def _config(tmp_path: Path, model: str) -> Path:
+SELF_CONSISTENCY = "{kind: self_consistency, n: 3, max_tokens: 48, seed: 0}"
+
+
+def _config(tmp_path: Path, model: str, strategy: str = SELF_CONSISTENCY) -> Path:
+    """A config of the one real model ``small`` running ``strategy`` (YAML flow mapping)."""
     path = tmp_path / "small.yaml"
     path.write_text(
         f"""
 models:
   small: {{kind: transformers, model: {model}, threads: 2}}
 policy: {{kind: fixed, models: [small]}}
-strategy: {{kind: self_consistency, n: 3, max_tokens: 48, seed: 0}}
+strategy: {strategy}
 logging: {{level: warning}}
 """
     )
@@ -59,17 +63,11 @@ def test_eval_writes_a_resumable_run(tmp_path: Path, small_model_name: str) -> N
 def test_metastable_search_from_yaml_and_its_graph(tmp_path: Path, small_model_name: str) -> None:
     """A metastable search runs from YAML on the real model, its generated tokens counted
     exactly; the graph in its trace draws and exports through `system2 graph`."""
-    config = tmp_path / "search.yaml"
-    config.write_text(
-        f"""
-models:
-  small: {{kind: transformers, model: {small_model_name}, threads: 2}}
-policy: {{kind: fixed, models: [small]}}
-strategy: {{kind: metastable, budget_tokens: 160, seed_paths: 2, branch_states: 1,
-            branch_factor: 2, max_tokens: 48, step_max_tokens: 16, seed: 0}}
-logging: {{level: warning}}
-"""
+    strategy = (
+        "{kind: metastable, budget_tokens: 160, seed_paths: 2, branch_states: 1, "
+        "branch_factor: 2, max_tokens: 48, step_max_tokens: 16, seed: 0}"
     )
+    config = _config(tmp_path, small_model_name, strategy)
     out = tmp_path / "run.jsonl"
     args = ["eval", "basic_arithmetic", "--config", str(config), "--limit", "1", "--out", str(out)]
     result = CliRunner().invoke(app, args)

@@ -15,7 +15,6 @@ from statistics import fmean
 from typing import ClassVar
 
 import pytest
-import torch
 
 from orchestrator import (
     ConfigError,
@@ -31,6 +30,7 @@ from orchestrator.strategies.stepwise import Path, StepValue, split_steps
 from policies import FixedPolicy
 from tests.orchestrator.test_step_search import reasoner
 from tests.workers.verifier.byte_model import ByteTokenizer, byte_model
+from tests.workers.verifier.helpers import randomize_head
 from workers.base import Prompt
 from workers.scripted import ScriptedWorker
 from workers.step_verifier_config import TokenStepVerifierConfig, build_step_verifier
@@ -233,10 +233,7 @@ def test_a_declared_pooled_verifier_loads() -> None:
 async def test_token_step_verifier_is_built_from_the_models_verifier() -> None:
     """``kind: token`` wraps the verifier attached to a transformers worker, and its scores
     through the orchestrator are those of ``TokenStepVerifier`` on that verifier."""
-    verifier = TokenVerifier.from_generator(byte_model())
-    torch.manual_seed(0)
-    with torch.no_grad():
-        torch.nn.init.normal_(verifier.head.weight)
+    verifier = randomize_head(TokenVerifier.from_generator(byte_model()), 0)
     worker = TransformersWorker(byte_model(), ByteTokenizer(), model_name="tiny", verifier=verifier)
     try:
         built = build_step_verifier(TokenStepVerifierConfig(model="tiny"), {"tiny": worker})

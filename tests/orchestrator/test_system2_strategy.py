@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from orchestrator import ConfigError, Orchestrator, load_config, parse_config
 from orchestrator.strategies import GreedyConfig, VerifierGuidedConfig
 from policies import FixedPolicy
 from tests.workers.verifier.byte_model import ByteTokenizer, byte_model
+from tests.workers.verifier.helpers import randomize_head
 from workers.base import GenerateRequest
 from workers.scripted import ScriptedWorker
 from workers.transformers_worker import TransformersWorker
@@ -96,10 +96,7 @@ async def test_guided_sc_votes_over_guided_samples() -> None:
 
 
 async def test_beta_zero_through_the_orchestrator_equals_greedy() -> None:
-    verifier = TokenVerifier.from_generator(byte_model())
-    torch.manual_seed(0)
-    with torch.no_grad():
-        torch.nn.init.normal_(verifier.head.weight)
+    verifier = randomize_head(TokenVerifier.from_generator(byte_model()), 0)
     worker = TransformersWorker(byte_model(), ByteTokenizer(), model_name="tiny", verifier=verifier)
     try:
         texts = []

@@ -20,7 +20,13 @@ def random_verifier(
     verifier = TokenVerifier.from_generator(
         tiny_model(seed), attn_implementation=attn_implementation, trainable=trainable
     )
-    torch.manual_seed(seed + 100)
+    return randomize_head(verifier, seed + 100)
+
+
+def randomize_head(verifier: TokenVerifier, seed: int) -> TokenVerifier:
+    """``verifier`` with its (zero-initialised) head drawn from N(0, 1) under ``seed``, so
+    its scores are not all zero."""
+    torch.manual_seed(seed)
     with torch.no_grad():
         torch.nn.init.normal_(verifier.head.weight)
     return verifier

@@ -8,6 +8,7 @@ from transformers import Qwen2ForTokenClassification
 
 from tests.workers.tiny_model import tiny_config
 from tests.workers.verifier.byte_model import VOCAB, ByteTokenizer, byte_model
+from tests.workers.verifier.helpers import randomize_head
 from workers.base import ChatMessage
 from workers.transformers_worker import encode_prompt
 from workers.verifier import PRMStepVerifier, TokenStepVerifier, TokenVerifier, step_spans
@@ -18,11 +19,7 @@ STEPS = ["2 + 3 = 5.", "", "The answer is 5."]
 
 
 def _verifier() -> TokenVerifier:
-    verifier = TokenVerifier.from_generator(byte_model())
-    torch.manual_seed(1)
-    with torch.no_grad():
-        torch.nn.init.normal_(verifier.head.weight)
-    return verifier
+    return randomize_head(TokenVerifier.from_generator(byte_model()), 1)
 
 
 def test_step_spans_cover_each_step_and_its_separator() -> None:
