@@ -22,7 +22,14 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from benchmarks.common import RESULTS, add_engine_options, engine_suffix, load_worker, report
+from benchmarks.common import (
+    RESULTS,
+    add_engine_options,
+    engine_fields,
+    engine_suffix,
+    load_worker,
+    report,
+)
 from orchestrator import Orchestrator, RerankConfig, RSARerankerConfig
 from orchestrator.evaluation import load_dataset, read_records, run_eval
 from policies import FixedPolicy
@@ -77,9 +84,8 @@ async def run_model(model: str, args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "model": model,
         "strategy": config.model_dump(),
+        **engine_fields(args),
     }
-    if args.engine != "transformers":
-        run_config["engine"] = args.engine
     try:
         summary = await run_eval(items, orch.answer, out, run_config=run_config)
     finally:

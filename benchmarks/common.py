@@ -20,6 +20,7 @@ __all__ = [
     "ENGINES",
     "RESULTS",
     "add_engine_options",
+    "engine_fields",
     "engine_suffix",
     "load_worker",
     "machine_info",
@@ -70,6 +71,12 @@ def engine_suffix(args: argparse.Namespace) -> str:
     """What run-file names gain on another engine than transformers (whose names predate
     the option): the engines sample differently, so their runs must not mix."""
     return "" if args.engine == "transformers" else f"_{args.engine}"
+
+
+def engine_fields(args: argparse.Namespace) -> dict[str, str]:
+    """What run-file headers gain on another engine than transformers (for the same
+    reason as ``engine_suffix``; transformers headers predate the option)."""
+    return {} if args.engine == "transformers" else {"engine": args.engine}
 
 
 def report(

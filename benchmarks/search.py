@@ -24,7 +24,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from benchmarks.common import RESULTS, add_engine_options, engine_suffix, load_worker, report
+from benchmarks.common import (
+    RESULTS,
+    add_engine_options,
+    engine_fields,
+    engine_suffix,
+    load_worker,
+    report,
+)
 from orchestrator import (
     MetastableConfig,
     Orchestrator,
@@ -61,9 +68,8 @@ async def run_one(
     orch = Orchestrator({args.model: worker}, FixedPolicy((args.model,), strategy))
     out = RESULTS / "runs" / f"search_{dataset}_{name}{engine_suffix(args)}.jsonl"
     run_config = {"dataset": dataset, "limit": args.limit, "seed": args.seed,
-                  "model": args.model, "strategy": strategy.model_dump()}  # fmt: skip
-    if args.engine != "transformers":
-        run_config["engine"] = args.engine
+                  "model": args.model, "strategy": strategy.model_dump(),
+                  **engine_fields(args)}  # fmt: skip
     summary = await run_eval(items, orch.answer, out, run_config=run_config)
     row: dict[str, Any] = {
         "dataset": dataset,
