@@ -14,8 +14,9 @@ sigmoid when they are logits, so it lies in [0, 1] either way. Finished paths vo
 their values as weights.
 
 Token budget: every strategy here counts the completion tokens of its calls in a
-``TokenBudget``; a round starts only while some budget is left, so the last round may
-overshoot by at most its own tokens (the trace keeps the exact count).
+``TokenBudget`` (the trace keeps the exact count). ``step_beam`` starts a round while some
+budget is left, so its last round may overshoot by at most its own tokens; ``metastable``
+starts one only when the round's expected cost fits in what is left.
 """
 
 from __future__ import annotations
