@@ -84,6 +84,7 @@ async def collect(
             prompts=cfg.prompts,
             run_config={"datasets": args.datasets, "engines": engines},
             concurrency=args.concurrency,
+            retry_failed=args.retry_failed,
         )
     finally:
         await asyncio.gather(*(w.close() for w in workers.values()))
@@ -250,6 +251,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--min-margin", type=float, default=0.6, help="cascade escalation")
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument(
+        "--retry-failed", action="store_true", help="rerun pairs recorded as failed"
+    )
     parser.add_argument("--probe", action="store_true", help="only measure disagreement")
     parser.add_argument("--probe-limit", type=int, default=4, help="items per data set")
     args = parser.parse_args()
