@@ -23,22 +23,6 @@ PROMPTS = ((ChatMessage(role="user", content="What is the capital of France?"),)
 
 
 @pytest.fixture(scope="module")
-def verifier_dir(small_model_name: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from transformers import AutoModelForCausalLM
-
-    from workers.catalog import resolve
-    from workers.verifier import TokenVerifier
-
-    lm = AutoModelForCausalLM.from_pretrained(resolve(small_model_name), dtype=torch.float32)
-    verifier = TokenVerifier.from_generator(lm)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        verifier.head.weight.copy_(torch.randn(verifier.head.weight.shape, generator=generator))
-        verifier.head.weight.mul_(0.05)
-    return verifier.save(tmp_path_factory.mktemp("verifier"))
-
-
-@pytest.fixture(scope="module")
 def engine(small_model_name: str, verifier_dir: Path) -> Iterator[VLLMWorker]:
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")

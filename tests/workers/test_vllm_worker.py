@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from workers import (
     ChatMessage,
@@ -37,23 +36,6 @@ from workers.vllm_worker import VLLMWorker  # noqa: E402
 CHAT = (ChatMessage(role="user", content="What is the capital of France?"),)
 GUIDED = Guidance(beta=2.0, alpha=0.05, top_k=8)
 PROMPTS: tuple[Any, ...] = (CHAT, "Once upon a time", "def fibonacci(n):")
-
-
-@pytest.fixture(scope="module")
-def verifier_dir(small_model_name: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A head-only verifier on the served model with a fixed, nonzero random head."""
-    from transformers import AutoModelForCausalLM
-
-    from workers.catalog import resolve
-    from workers.verifier import TokenVerifier
-
-    lm = AutoModelForCausalLM.from_pretrained(resolve(small_model_name), dtype=torch.float32)
-    verifier = TokenVerifier.from_generator(lm)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        verifier.head.weight.copy_(torch.randn(verifier.head.weight.shape, generator=generator))
-        verifier.head.weight.mul_(0.05)
-    return verifier.save(tmp_path_factory.mktemp("verifier"))
 
 
 @pytest.fixture(scope="module")
