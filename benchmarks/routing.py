@@ -158,11 +158,15 @@ def replay_policies(
 
 
 def plot(scores: Sequence[PolicyScore], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    # Policies that chose the same models land on one point: one label lists them all.
+    points: dict[tuple[float, float], list[str]] = {}
     for s in scores:
-        ax.scatter(s.latency_s, s.accuracy, s=30)
-        ax.annotate(s.policy, (s.latency_s, s.accuracy), fontsize=8, xytext=(4, 2),
-                    textcoords="offset points")  # fmt: skip
+        points.setdefault((round(s.latency_s, 2), round(s.accuracy, 4)), []).append(s.policy)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (latency, accuracy), names in points.items():
+        ax.scatter(latency, accuracy, s=30)
+        ax.annotate("\n".join(names), (latency, accuracy), fontsize=8, xytext=(4, 2),
+                    textcoords="offset points", va="top")  # fmt: skip
     ax.set_xlabel("mean latency per query (s, models side by side)")
     ax.set_ylabel("accuracy")
     ax.set_title("Routing policies on held-out queries")
