@@ -95,8 +95,8 @@ class System2Config(BaseModel):
             if uses_step_verifier(strategy):
                 raise ValueError(
                     f"strategy {strategy.kind!r} asks for a step verifier (vote or value "
-                    "'verifier') but none is declared: add a top-level `step_verifier:` "
-                    "(kind token, prm or pooled)"
+                    "'verifier', or a cascade's min_verifier_score) but none is declared: "
+                    "add a top-level `step_verifier:` (kind token, prm or pooled)"
                 )
             return self
         if isinstance(declared, TokenStepVerifierConfig | PooledStepVerifierConfig):

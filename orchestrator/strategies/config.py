@@ -101,12 +101,18 @@ class SelfConsistencyConfig(_Strict):
 
 
 class CascadeConfig(_Strict):
-    """Self-consistency on each planned model in turn until a vote is decisive."""
+    """Self-consistency on each planned model in turn until a vote is decisive (and, with
+    ``min_verifier_score``, the step verifier agrees)."""
 
     kind: Literal["cascade"] = "cascade"
     stage: SelfConsistencyConfig = SelfConsistencyConfig(n=3)
     min_margin: float = Field(
         default=0.6, gt=0.0, le=1.0, description="a stage at or above this margin stops"
+    )
+    min_verifier_score: float | None = Field(
+        default=None,
+        description="needs a step verifier: a stage also needs its chosen candidate's path "
+        "score (stage.path_aggregate, in the verifier's scale) at or above this to stop",
     )
 
 
@@ -266,7 +272,7 @@ StrategyConfig = Annotated[
 def uses_step_verifier(config: StrategyConfig) -> bool:
     """Whether ``config`` asks for the config's ``step_verifier``."""
     if isinstance(config, CascadeConfig):
-        return uses_step_verifier(config.stage)
+        return config.min_verifier_score is not None or uses_step_verifier(config.stage)
     return getattr(config, "vote", None) == "verifier" or getattr(config, "value", None) == (
         "verifier"
     )

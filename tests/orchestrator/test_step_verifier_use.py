@@ -204,6 +204,7 @@ policy: {kind: fixed, models: [m]}
     [
         ("strategy: {kind: self_consistency, vote: verifier}", "none is declared"),
         ("strategy: {kind: step_beam, value: verifier}", "none is declared"),
+        ("strategy: {kind: cascade, min_verifier_score: 0.5}", "min_verifier_score"),
         ("step_verifier: {kind: token, model: nope}", "not declared"),
         ("step_verifier: {kind: token, model: m}", "transformers model with a `verifier`"),
         ("step_verifier: {kind: pooled, model: m}", "to be an openai model"),

@@ -8,6 +8,7 @@ import pytest
 
 from orchestrator import Orchestrator, parse_config
 from orchestrator.config import ConfigError
+from orchestrator.recorder import STEP_VERIFIER
 from orchestrator.strategies.config import CascadeConfig, GreedyConfig, SelfConsistencyConfig
 from orchestrator.types import Query
 from policies import build_policy
@@ -109,3 +110,37 @@ def test_example_cascade_yaml_loads(tmp_path: Path) -> None:
     assert config.policy.kind == "cascade"
     assert isinstance(config.policy.strategy, CascadeConfig)
     assert config.policy.strategy.stage.n == 4
+
+
+def _verified_cascade(texts: dict[str, list[str]], min_verifier_score: float) -> Orchestrator:
+    from tests.orchestrator.test_step_verifier_use import ScriptedStepVerifier
+
+    workers: dict[str, Worker] = {m: ScriptedWorker(m, cycle_texts(t)) for m, t in texts.items()}
+    strategy = CascadeConfig(
+        stage=SelfConsistencyConfig(n=3, path_aggregate="min"),
+        min_margin=0.6,
+        min_verifier_score=min_verifier_score,
+    )
+    return Orchestrator(
+        workers, CascadePolicy(tuple(texts), strategy), step_verifier=ScriptedStepVerifier()
+    )
+
+
+async def test_cascade_escalates_a_unanimous_vote_the_verifier_rejects() -> None:
+    """The scripted verifier scores steps without "Add one" 0.2: the cheap model's unanimous
+    answer is escalated at min_verifier_score 0.5, and the stronger model's returned."""
+    small = ["Let x be 3.\nThen 2x is 6.\nThe answer is 6."]
+    large = ["Add one to 2x: 7.\nAdd one more step: the answer is 7."]
+    answer = await _verified_cascade({"small": small, "large": large}, 0.5).answer("q")
+    assert answer.answer == "7"
+    stages = answer.trace.extra["cascade"]
+    assert [(s["model"], s["verifier_score"]) for s in stages] == [("small", 0.2), ("large", 0.9)]
+
+
+async def test_cascade_stops_when_the_verifier_agrees() -> None:
+    """Every step of the cheap model's path scores 0.9 >= 0.5: it answers alone."""
+    small = ["Add one to 2x: 7.\nAdd one more step: the answer is 7."]
+    orch = _verified_cascade({"small": small, "large": ["The answer is 6."]}, 0.5)
+    answer = await orch.answer("q")
+    assert answer.answer == "7"
+    assert set(answer.usage.per_model) == {"small", STEP_VERIFIER}
