@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -93,7 +94,8 @@ def report(
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(*(_fmt(row.get(c)) for c in columns))
-    console = Console()
+    # Redirected to a log file, rich would squeeze the table into 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 240)
     console.print(table)
     for key, value in (summary or {}).items():
         console.print(f"{key}: {_fmt(value)}")
