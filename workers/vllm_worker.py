@@ -159,6 +159,11 @@ class VLLMWorker(Worker):
             args["max_model_len"] = max_model_len
         if kv_cache_gib is not None:
             args["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
+        if _cpu_only():
+            # vLLM's CPU runner rewinds a seeded request's generator when it drops the token
+            # sampled for a partly prefilled prompt, and CPU generators cannot rewind: the
+            # engine dies ("CPU Generator does not use offset"). Whole prefills avoid it.
+            args["enable_chunked_prefill"] = False
         args.update(engine_kwargs or {})
         guidance: dict[str, Any] | None = None
         if verifier is not None and guidance_scorer is not None:
@@ -578,6 +583,8 @@ class VLLMServer:
             "vllm",  # the request decides sampling, not the model's generation_config.json
             "--disable-uvicorn-access-log",
             *(["--enforce-eager"] if enforce_eager else []),
+            # the CPU runner's seeded-sampling crash on chunked prefill: see VLLMWorker.load
+            *(["--no-enable-chunked-prefill"] if _cpu_only() else []),
             *extra_args,
         ]
         self.process: subprocess.Popen[bytes] | None = None

@@ -121,6 +121,26 @@ async def test_seeded_samples_repeat_and_sample_i_uses_seed_plus_i(engine: VLLMW
     assert first.usage.prompt_tokens == 3 * (first.usage.prompt_tokens // 3)
 
 
+async def test_seeded_long_prompts_sent_together_all_complete(engine: VLLMWorker) -> None:
+    """More prompt tokens at once than one engine step takes, all with seeds: vLLM's CPU
+    runner dies when a seeded prompt's prefill is split across steps (its CPU generator
+    cannot rewind), so on CPU the worker prefills whole prompts and every request returns."""
+
+    def long(k: int) -> str:  # distinct from the first token: no shared prefix cache
+        return f"{k} Repeat after me: " + " ".join(f"item{i * (k + 1)}" for i in range(180))
+
+    requests = [
+        GenerateRequest(
+            prompt=long(k),
+            params=SamplingParams(n=2, temperature=0.8, max_tokens=4, seed=k),
+        )
+        for k in range(8)
+    ]
+    results = await asyncio.gather(*(engine.generate(r) for r in requests))
+    assert [len(r.completions) for r in results] == [2] * 8
+    assert sum(r.usage.prompt_tokens for r in results) > 8 * 400
+
+
 async def test_stop_strings_and_max_tokens(engine: VLLMWorker) -> None:
     """A stop string ends the text before it (its token stays in the ids); max_tokens ends
     with finish_reason length."""
