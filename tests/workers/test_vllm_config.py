@@ -82,7 +82,8 @@ def test_load_turns_options_into_engine_args(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """kv_cache_gib becomes kv_cache_memory_bytes; a verifier becomes the processor's
-    additional_config entry (absolute path); engine_kwargs win."""
+    additional_config entry (absolute path); on CPU prompts prefill whole; engine_kwargs
+    win."""
     (tmp_path / "config.json").write_text("{}")
     captured: dict[str, Any] = {}
 
@@ -90,6 +91,7 @@ def test_load_turns_options_into_engine_args(
         captured.update(engine_args=engine_args, **kwargs)
 
     monkeypatch.setattr(VLLMWorker, "__init__", fake_init)
+    monkeypatch.setattr("workers.vllm_worker._cpu_only", lambda: True)
     VLLMWorker.load(
         tmp_path,
         kv_cache_gib=0.5,
@@ -105,6 +107,7 @@ def test_load_turns_options_into_engine_args(
         "disable_log_stats": True,
         "max_model_len": 256,
         "kv_cache_memory_bytes": 2**29,
+        "enable_chunked_prefill": False,
         "max_num_seqs": 4,
     }
     assert captured["model_name"] == str(tmp_path)
