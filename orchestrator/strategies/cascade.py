@@ -28,6 +28,9 @@ async def _verifier_score(
     """The step verifier's path score of the stage's chosen candidate (None: no steps)."""
     if result.chosen is None:
         return None
+    scored: list[float | None] | None = result.extra.get("path_scores")
+    if scored is not None:  # the stage voted with the verifier: its paths are scored already
+        return next(s for c, s in zip(result.candidates, scored, strict=True) if c is result.chosen)
     [scores] = await ctx.calls.score_steps(ctx.prompt, [split_steps(result.chosen.text)])
     return path_score(scores, config.stage.path_aggregate)
 
