@@ -29,12 +29,21 @@ the served model's weights (read again with transformers, in float32 on CPU), an
 ``{"scorer": "package.module:factory"}`` calls ``factory(vllm_config)`` for any other
 scorer (tests use a deterministic one). ``VLLMWorker.load(verifier=...)`` writes this
 config and picks the adapter matching the engine's runner.
+
+The processor runs in the engine's process, out of the caller's reach, so with
+``"stats_file": PATH`` in that config it keeps its running ``GuidanceStats`` (rows guided,
+candidates scored, wall seconds) in a JSON file there after every guided step;
+``read_guidance_stats`` reads it back (``VLLMWorker.guidance_stats``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import json
 import math
+import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -46,6 +55,7 @@ from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 from vllm.v1.worker.gpu.sample.logits_processor import LogitsProcessor as _V2LogitsProcessor
 
 from workers.verifier.candidates import VerifierCache, score_candidates
+from workers.verifier.processor import GuidanceStats
 from workers.verifier.scoring import CandidateSet, guided_logits, plausible_candidates
 
 if TYPE_CHECKING:
@@ -68,11 +78,13 @@ __all__ = [
     "guidance_extra_args",
     "guide_rows",
     "parse_guidance",
+    "read_guidance_stats",
     "scorer_from_config",
 ]
 
 CONFIG_KEY = "system2_guidance"
 """The ``additional_config`` key the adapters read their scorer's description from."""
+STATS_FILE_KEY = "stats_file"
 BETA_KEY, ALPHA_KEY, TOP_K_KEY = "system2_beta", "system2_alpha", "system2_top_k"
 V1_PROCESSOR = f"{__name__}:VerifierProcessorV1"
 V2_PROCESSOR = f"{__name__}:VerifierProcessorV2"
@@ -132,11 +144,13 @@ def guide_rows(
     sequences: Sequence[Sequence[int]],
     settings: Sequence[GuidanceSettings],
     scorer: CandidateScorer,
+    stats: GuidanceStats | None = None,
 ) -> torch.Tensor:
     """Guided logits for ``[rows, vocab]`` raw ``logits`` (a new tensor; input untouched).
 
     Rows with beta = 0 come back unchanged. Rows are grouped by their settings so each group
     takes one ``plausible_candidates`` call; the scorer sees every guided row at once.
+    ``stats``, if given, counts the guided rows (skipped: |V_t| = 1) and scored candidates.
     """
     if not len(sequences) == len(settings) == logits.shape[0]:
         raise ValueError("logits, sequences and settings must have one entry per row")
@@ -153,6 +167,11 @@ def guide_rows(
         for j, i in enumerate(members):
             per_row[i] = [] if bool(candidates.single[j]) else candidates.row(j)
     guided = sorted(per_row)
+    if stats is not None:
+        skipped = sum(1 for i in guided if not per_row[i])
+        stats.verified_rows += len(guided) - skipped
+        stats.skipped_rows += skipped
+        stats.scored_candidates += sum(len(per_row[i]) for i in guided)
     scores = scorer([sequences[i] for i in guided], [per_row[i] for i in guided])
     scores = scores.to(device=logits.device, dtype=torch.float32)
     slot = {i: j for j, i in enumerate(guided)}
@@ -200,6 +219,45 @@ def scorer_from_config(vllm_config: VllmConfig, device: torch.device) -> Candida
     if not spec.get("verifier"):
         raise ValueError(f"additional_config[{CONFIG_KEY!r}] names neither verifier nor scorer")
     return VerifierScorer(_load_verifier(vllm_config, spec, device))
+
+
+class _StatsKeeper:
+    """An adapter's running ``GuidanceStats``, written to the config's stats file (if any)
+    after each guided step; the file is replaced whole, so a reader never sees half."""
+
+    def __init__(self, vllm_config: VllmConfig) -> None:
+        extra = getattr(vllm_config, "additional_config", None) or {}
+        spec = extra.get(CONFIG_KEY) if isinstance(extra, Mapping) else None
+        path = spec.get(STATS_FILE_KEY) if isinstance(spec, Mapping) else None
+        self.path = str(path) if path else None
+        self.stats = GuidanceStats()
+
+    def guide(
+        self,
+        logits: torch.Tensor,
+        sequences: Sequence[Sequence[int]],
+        settings: Sequence[GuidanceSettings],
+        scorer: CandidateScorer,
+    ) -> torch.Tensor:
+        started = time.perf_counter()
+        out = guide_rows(logits, sequences, settings, scorer, self.stats)
+        self.stats.seconds += time.perf_counter() - started
+        if self.path is not None:
+            partial = f"{self.path}.{os.getpid()}.part"
+            with open(partial, "w") as f:
+                json.dump(dataclasses.asdict(self.stats), f)
+            os.replace(partial, self.path)
+        return out
+
+
+def read_guidance_stats(path: str | os.PathLike[str]) -> GuidanceStats:
+    """The stats an engine's processor wrote to ``path`` (zeros before its first step)."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return GuidanceStats()
+    return GuidanceStats(**{f.name: data[f.name] for f in dataclasses.fields(GuidanceStats)})
 
 
 def _load_verifier(
@@ -254,6 +312,7 @@ class VerifierProcessorV1(_V1LogitsProcessor):
 
     def __init__(self, vllm_config: VllmConfig, device: torch.device, is_pin_memory: bool) -> None:
         self.scorer = scorer_from_config(vllm_config, device)
+        self.keeper = _StatsKeeper(vllm_config)
         self.rows: dict[int, _V1Row] = {}
 
     def is_argmax_invariant(self) -> bool:
@@ -275,7 +334,7 @@ class VerifierProcessorV1(_V1LogitsProcessor):
         if not index:
             return logits
         rows = [self.rows[i] for i in index]
-        logits[index] = guide_rows(
+        logits[index] = self.keeper.guide(
             logits[index],
             [r.prompt + tuple(r.output) for r in rows],
             [r.settings for r in rows],
@@ -301,6 +360,7 @@ class VerifierProcessorV2(_V2LogitsProcessor):
     def __init__(self, vllm_config: VllmConfig, req_states: LogitsProcRequestState) -> None:
         self.req_states = req_states
         self.scorer = scorer_from_config(vllm_config, torch.device(req_states.device))
+        self.keeper = _StatsKeeper(vllm_config)
         self.settings: dict[int, GuidanceSettings] = {}  # request slot -> its guidance
 
     def add_request(self, req_idx: int, sampling_params: VLLMSamplingParams) -> bool:
@@ -325,7 +385,7 @@ class VerifierProcessorV2(_V2LogitsProcessor):
             [int(t) for t in tokens[slots[r], : positions[r]].tolist()] + [inputs[r]] for r in rows
         ]
         index = torch.tensor(rows, dtype=torch.long, device=logits.device)
-        logits[index] = guide_rows(
+        logits[index] = self.keeper.guide(
             logits[index], sequences, [self.settings[slots[r]] for r in rows], self.scorer
         )
         return logits

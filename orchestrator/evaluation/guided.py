@@ -4,7 +4,9 @@ SC@k, one run file per mode (each resumable, as ``run_eval`` writes them).
 All modes share one worker (the verifier attached, used only by the guided modes) and the
 same prompts, token limit, temperature, top-p and seeds, so the modes differ in guidance
 alone. A mode's verifier seconds are the guidance processor's time during this call (the
-items it ran, not any resumed from an earlier call), as reported by the worker.
+items it ran, not any resumed from an earlier call), as reported by the worker; its
+verifier share is that over the call's wall seconds (items in flight together overlap, so
+the sum of item seconds would undercount it).
 
 ``revote_with_verifier`` adds a row per SC mode: the same candidates (read back from the
 mode's run file, nothing is sampled again) voting with weights from a step verifier, as
@@ -106,13 +108,14 @@ class ModeResult:
     path: Path
     summary: RunSummary
     verifier_seconds: float | None
+    wall_seconds: float | None = None  # of the items this call ran; None if it ran none
 
     @property
     def verifier_share(self) -> float | None:
-        """Verifier seconds over the mode's item seconds (None when not measured)."""
-        if self.verifier_seconds is None or self.summary.seconds_total <= 0:
+        """Verifier seconds over this call's wall seconds (None when not measured)."""
+        if self.verifier_seconds is None or not self.wall_seconds:
             return None
-        return self.verifier_seconds / self.summary.seconds_total
+        return min(1.0, self.verifier_seconds / self.wall_seconds)
 
 
 async def compare_guided(
@@ -148,7 +151,7 @@ async def compare_guided(
             "strategy": strategy.model_dump(mode="json"),
             "prompts": {t: p.model_dump(mode="json") for t, p in (prompts or {}).items()},
         }
-        before = _verifier_seconds(worker)
+        before, started = _verifier_seconds(worker), time.perf_counter()
         summary = await run_eval(
             items,
             orchestrator.answer,
@@ -158,9 +161,9 @@ async def compare_guided(
             progress=progress,
             console=console,
         )
-        after = _verifier_seconds(worker)
+        after, wall = _verifier_seconds(worker), time.perf_counter() - started
         spent = None if before is None or after is None else after - before
-        results.append(ModeResult(mode, out / f"{mode}.jsonl", summary, spent))
+        results.append(ModeResult(mode, out / f"{mode}.jsonl", summary, spent, wall))
     if step_verifier is not None:
         for source in [r for r in results if r.mode in ("sc", "guided_sc")]:
             results.append(
@@ -218,7 +221,10 @@ async def revote_with_verifier(
     lines = [{**(header or {}), "revote": revote}, *revoted]
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines))
     verifier_seconds = None if source.verifier_seconds is None else source.verifier_seconds + spent
-    return ModeResult(f"{source.mode}+verifier_vote", path, summarize(revoted), verifier_seconds)
+    wall_seconds = None if source.wall_seconds is None else source.wall_seconds + spent
+    return ModeResult(
+        f"{source.mode}+verifier_vote", path, summarize(revoted), verifier_seconds, wall_seconds
+    )
 
 
 def _write_summary(path: Path, results: Sequence[ModeResult]) -> None:
@@ -240,6 +246,7 @@ def _summary_json(results: Sequence[ModeResult]) -> list[dict[str, Any]]:
             "accuracy": r.summary.accuracy,
             "completion_tokens_mean": r.summary.completion_tokens_mean,
             "seconds_total": r.summary.seconds_total,
+            "wall_seconds": r.wall_seconds,
             "verifier_seconds": r.verifier_seconds,
             "verifier_share": r.verifier_share,
             "failures": r.summary.failures,
@@ -251,8 +258,9 @@ def _summary_json(results: Sequence[ModeResult]) -> list[dict[str, Any]]:
 def print_guided(results: Sequence[ModeResult], *, console: Console | None = None) -> None:
     """The comparison as one table, a row per mode."""
     table = Table(title="System-1 vs System-2 (same items)")
-    table.add_column("mode", style="bold")
-    for column in ("items", "accuracy", "gen. tokens (mean)", "seconds", "verifier share"):
+    longest = max((len(r.mode) for r in results), default=4)
+    table.add_column("mode", style="bold", no_wrap=True, min_width=longest)
+    for column in ("items", "accuracy", "tokens", "item s", "wall s", "verifier share"):
         table.add_column(column, justify="right")
     for r in results:
         share = r.verifier_share
@@ -262,6 +270,7 @@ def print_guided(results: Sequence[ModeResult], *, console: Console | None = Non
             f"{r.summary.accuracy:.1%}",
             f"{r.summary.completion_tokens_mean:.1f}",
             f"{r.summary.seconds_total:.1f}",
+            "-" if r.wall_seconds is None else f"{r.wall_seconds:.1f}",
             "-" if share is None else f"{share:.0%}",
         )
     (console or Console()).print(table)

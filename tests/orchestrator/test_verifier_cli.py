@@ -98,6 +98,10 @@ def test_synthesize_train_eval_end_to_end(
     assert [row["mode"] for row in summary] == ["greedy", "guided_greedy"]
     assert summary[1]["verifier_seconds"] > 0.0
     assert summary[0]["verifier_seconds"] == 0.0
+    assert 0.0 < summary[1]["verifier_share"] <= 1.0
+    assert summary[1]["verifier_share"] == min(
+        1.0, summary[1]["verifier_seconds"] / summary[1]["wall_seconds"]
+    )
     assert "guided_greedy" in result.output
 
     sc = [*evaluate[:11], "--modes", "sc", "--k", "3", "--temperature", "1.0", "--max-tokens", "4"]

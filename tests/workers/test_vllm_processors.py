@@ -8,6 +8,7 @@ and must give exactly what the pure functions in ``workers.verifier.scoring`` gi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,6 +22,7 @@ from vllm import SamplingParams
 from vllm.v1.sample.logits_processor import BatchUpdate, MoveDirectionality
 from vllm.v1.worker.gpu.sample.logits_processor import LogitsContext
 
+from workers.verifier.processor import GuidanceStats
 from workers.verifier.scoring import guided_logits, plausible_candidates
 from workers.vllm_processors import (
     CONFIG_KEY,
@@ -30,6 +32,7 @@ from workers.vllm_processors import (
     guidance_extra_args,
     guide_rows,
     parse_guidance,
+    read_guidance_stats,
     scorer_from_config,
 )
 
@@ -181,6 +184,32 @@ def test_v1_adapter_follows_batch_updates() -> None:
         out[0], expected_row(original[0], [4, 5], GuidanceSettings(2.0, 0.05, 6))
     )
     assert torch.equal(out[1], original[1])
+
+
+def test_v1_adapter_writes_its_stats_file_after_each_guided_step(tmp_path: Path) -> None:
+    """The engine process's counts reach the caller through the stats file."""
+    stats_file = tmp_path / "stats.json"
+    assert read_guidance_stats(stats_file) == GuidanceStats()  # before the first step
+    config = fake_config()
+    config.additional_config[CONFIG_KEY]["stats_file"] = str(stats_file)
+    processor = VerifierProcessorV1(config, torch.device("cpu"), False)
+    processor.update_state(
+        BatchUpdate(
+            batch_size=2,
+            removed=[],
+            added=[(0, guided_params(), [1, 2], []), (1, SamplingParams(), [3], [])],
+            moved=[],
+        )
+    )
+    logits = random_logits(2, seed=4)
+    candidates = len(plausible_candidates(logits[:1].clone(), 0.05, 6).row(0))
+    processor.apply(logits)
+    processor.apply(random_logits(2, seed=5))
+    stats = read_guidance_stats(stats_file)
+    assert stats.verified_rows + stats.skipped_rows == 2  # row 0, twice; row 1 is unguided
+    assert stats.scored_candidates >= (candidates if candidates > 1 else 0)
+    assert stats.seconds > 0
+    assert stats == processor.keeper.stats
 
 
 def test_v1_adapter_without_guided_rows_returns_logits_as_they_are() -> None:

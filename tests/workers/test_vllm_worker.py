@@ -212,14 +212,28 @@ async def test_guidance_beta_zero_changes_nothing_and_beta_positive_matches_tran
 ) -> None:
     """In the engine's V1 logits processor: beta = 0 decodes exactly as without guidance;
     beta > 0 changes the greedy output of at least one prompt and gives token for token
-    what the transformers decode loop gives with the same verifier."""
+    what the transformers decode loop gives with the same verifier. The engine process
+    reports the processor's work: one row-step per guided token, none for beta = 0."""
     assert engine.supports_guidance
     assert engine.guidance_processor == V1_PROCESSOR  # the CPU build runs the V1 runner
     changed = 0
     for prompt in PROMPTS:
+        before = engine.guidance_stats
         plain = (await engine.generate(greedy(prompt))).completions[0]
         zero = (await engine.generate(greedy(prompt, guidance=Guidance(beta=0.0)))).completions[0]
+        assert engine.guidance_stats == before
         guided = (await engine.generate(greedy(prompt, guidance=GUIDED))).completions[0]
+        after = engine.guidance_stats
+        assert before is not None
+        assert after is not None
+        steps = (after.verified_rows + after.skipped_rows) - (
+            before.verified_rows + before.skipped_rows
+        )
+        assert steps == len(guided.token_ids)
+        assert after.seconds > before.seconds
+        assert after.scored_candidates >= before.scored_candidates + 2 * (
+            after.verified_rows - before.verified_rows
+        )
         expected = (await reference.generate(greedy(prompt, guidance=GUIDED))).completions[0]
         assert_same(zero, plain)
         assert guided.token_ids == expected.token_ids
