@@ -160,6 +160,9 @@ def synthesize(
     margin: Annotated[float, typer.Option(help="negative if acc <= gold acc - margin")] = 0.5,
     threshold: Annotated[float, typer.Option(help="explore where p(gold) < threshold")] = 0.9,
     alpha: Annotated[float, typer.Option(help="alternatives need p >= alpha * max p")] = 0.1,
+    plausible_gold: Annotated[
+        bool, typer.Option(help="explore only where the gold token is alpha-plausible too")
+    ] = True,
     temperature: Annotated[float, typer.Option(help="of samples and rollouts")] = 0.7,
     max_tokens: Annotated[int, typer.Option(min=1, help="per reference / rollout")] = 384,
     sample_seed: Annotated[int, typer.Option(help="seed of samples and rollouts")] = 0,
@@ -179,6 +182,7 @@ def synthesize(
             positions=positions,
             gold_prob_threshold=threshold,
             alpha=alpha,
+            plausible_gold=plausible_gold,
             rollouts=rollouts,
             margin=margin,
             temperature=temperature,

@@ -11,8 +11,11 @@ Per item, everything through the worker seam (``generate``, ``score``, ``decode_
    when p(x_t) < ``gold_prob_threshold`` and some alternative exists: a top token v != x_t
    with p(v) >= ``alpha`` * max p, the alpha-plausible rule decoding uses for V_t (ours: it
    keeps the negatives to tokens the verifier will actually be asked about), at most
-   ``alternatives`` of them, most probable first. The ``positions`` least certain
-   informative positions (lowest p(x_t), then earliest) are explored.
+   ``alternatives`` of them, most probable first. With ``plausible_gold`` (the default)
+   x_t must be alpha-plausible too: guidance only ever chooses within V_t, and where x_t
+   falls outside it (a gold rationale's wording, foreign to the generator, most often) a
+   triplet teaches the verifier a choice decoding never offers. The ``positions`` least
+   certain informative positions (lowest p(x_t), then earliest) are explored.
 3. **Rollouts**: for x_t and every alternative v, ``rollouts`` seeded samples continue the
    reply from the text of x_<t + v (``generate`` with ``assistant_prefix``, re-encoded by
    the worker); a rollout is right when ``score_item`` accepts the answer extracted from
@@ -97,6 +100,8 @@ class ExplorationSettings:
         rollouts per reference with the defaults].
     gold_prob_threshold: only positions with p(gold) below it [0.9, methods.md].
     alpha: an alternative needs p(v) >= alpha * max p [0.1, decoding's V_t rule].
+    plausible_gold: the gold token needs it too [True: without it the least certain
+        positions of a gold rationale are mostly wording the generator would never pick].
     rollouts: rollouts per token [4, methods.md].
     margin: negative when acc(v) <= acc(gold) - margin [0.5, methods.md].
     temperature, top_p: of reference samples and rollouts [0.7, 0.95, as self-consistency].
@@ -111,6 +116,7 @@ class ExplorationSettings:
     positions: int = 4
     gold_prob_threshold: float = 0.9
     alpha: float = 0.1
+    plausible_gold: bool = True
     rollouts: int = 4
     margin: float = 0.5
     temperature: float = 0.7
@@ -385,6 +391,8 @@ def _informative_positions(
         if gold_prob >= settings.gold_prob_threshold or not top:
             continue
         best = max(math.exp(a.logprob) for a in top)
+        if settings.plausible_gold and gold_prob < settings.alpha * max(best, gold_prob):
+            continue
         alternatives = tuple(
             (a.token_id, math.exp(a.logprob))
             for a in top

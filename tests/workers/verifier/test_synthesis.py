@@ -35,6 +35,7 @@ EOS = 0  # decodes to no text
 WALK: dict[int, tuple[float, list[tuple[int, float]]]] = {
     0: (0.4, [(ord("w"), 0.3), (ord("s"), 0.2), (0xFFFD, 0.1)]),  # U+FFFD: a partial char
     4: (0.95, [(ord("b"), 0.05)]),  # certain enough: never explored
+    8: (0.01, [(ord("x"), 0.9)]),  # gold below alpha * max p: explored without plausible_gold
     14: (0.5, [(ord("5"), 0.3), (ord("6"), 0.15), (ord("7"), 0.01)]),  # "7" < alpha * max
     15: (0.6, [(EOS, 0.3)]),
 }
@@ -142,6 +143,19 @@ async def test_positions_cap_keeps_the_least_certain(tmp_path: Path) -> None:
     reference = read_triplets(out)[1]["a"]["references"][0]
     assert [p["position"] for p in reference["positions"]] == [0, 14]
     assert [len(p["alternatives"]) for p in reference["positions"]] == [1, 1]
+
+
+async def test_implausible_gold_positions_only_when_asked(tmp_path: Path) -> None:
+    """Without ``plausible_gold`` the least certain position is one where p(gold) falls
+    below alpha * max p, a choice guided decoding would never face."""
+    out = tmp_path / "triplets.jsonl"
+    settings = ExplorationSettings(
+        positions=1, alternatives=1, reference_samples=0, plausible_gold=False
+    )
+    await synthesize_triplets([_item("a")], ExplorationWorker(), out, settings=settings)
+    reference = read_triplets(out)[1]["a"]["references"][0]
+    assert [p["position"] for p in reference["positions"]] == [8]
+    assert reference["positions"][0]["alternatives"][0]["token_id"] == ord("x")
 
 
 async def test_rollouts_are_seeded_and_sampled(tmp_path: Path) -> None:
