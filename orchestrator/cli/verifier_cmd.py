@@ -193,7 +193,8 @@ def synthesize(
     except ValueError as exc:
         raise fail(exc) from None
     gen = _generator(config, name, model, threads)
-    run_config = {"dataset": dataset, "limit": limit, "seed": seed, **gen.described}
+    # No limit here: a later run with a larger --limit extends the same file.
+    run_config = {"dataset": dataset, "seed": seed, **gen.described}
 
     async def run() -> None:
         try:

@@ -74,6 +74,17 @@ def test_synthesize_train_eval_end_to_end(
     assert header["generator"] == "tiny"
     assert all(r["references"][0]["source"] == "gold" for r in records.values())
     assert sum(len(r["triplets"]) for r in records.values()) > 0
+    # A larger --limit extends the same file: the four items stay, one more is explored.
+    more = [
+        *synthesize[: synthesize.index("--limit") + 1],
+        "5",
+        *synthesize[synthesize.index("--limit") + 2 :],
+    ]
+    result = cli_runner.invoke(app, more)
+    assert result.exit_code == 0, result.output
+    assert read_triplets(triplets)[1].keys() == records.keys() | {
+        _items("toy", limit=5, seed=0)[-1].id
+    }
 
     train = [
         "verifier", "train", str(triplets), "--out", str(verifier), "--mode", "head",

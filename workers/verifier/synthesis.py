@@ -16,13 +16,16 @@ Per item, everything through the worker seam (``generate``, ``score``, ``decode_
    falls outside it (a gold rationale's wording, foreign to the generator, most often) a
    triplet teaches the verifier a choice decoding never offers. The ``positions`` least
    certain informative positions (lowest p(x_t), then earliest) are explored.
-3. **Rollouts**: for x_t and every alternative v, ``rollouts`` seeded samples continue the
-   reply from the text of x_<t + v (``generate`` with ``assistant_prefix``, re-encoded by
-   the worker); a rollout is right when ``score_item`` accepts the answer extracted from
-   prefix + continuation, exactly as evaluation reads answers. An alternative that adds no
-   text (a special token such as EOS) ends the reply there: the prefix is judged as is. One
-   whose text equals x_t's (another tokenization) or holds a partial character (U+FFFD)
-   is skipped, and so is a position whose gold prefix does.
+3. **Rollouts**: for x_t, then (unless x_t's accuracy is below ``margin``, where no
+   alternative can be a negative: its accuracy is then recorded as null, a saving of most
+   rollouts wherever the generator fails even from the gold prefix) for every alternative
+   v, ``rollouts`` seeded samples continue the reply from the text of x_<t + v
+   (``generate`` with ``assistant_prefix``, re-encoded by the worker); a rollout is right
+   when ``score_item`` accepts the answer extracted from prefix + continuation, exactly as
+   evaluation reads answers. An alternative that adds no text (a special token such as
+   EOS) ends the reply there: the prefix is judged as is. One whose text equals x_t's
+   (another tokenization) or holds a partial character (U+FFFD) is skipped, and so is a
+   position whose gold prefix does.
 4. **Label** (methods.md; the paper gives no numbers): v is a negative when
    accuracy(v) <= accuracy(x_t) - ``margin``.
 
@@ -83,6 +86,7 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
+_EPS = 1e-9  # accuracies are multiples of 1 / rollouts; compare them with this slack
 
 _REPLACEMENT = "\ufffd"
 
@@ -448,14 +452,19 @@ async def _explore_position(
             alternatives.append((token, prob, prefix))
     if not alternatives:
         return None
-    rolled = await asyncio.gather(
-        _rollout_accuracy(item, prompt, worker, settings, gold_text, before, counter),
-        *(
-            _rollout_accuracy(item, prompt, worker, settings, prefix, before, counter)
-            for _, _, prefix in alternatives
-        ),
+    gold_accuracy = await _rollout_accuracy(
+        item, prompt, worker, settings, gold_text, before, counter
     )
-    gold_accuracy = rolled[0]
+    accuracies: list[float | None] = [None] * len(alternatives)
+    if gold_accuracy - settings.margin >= -_EPS:  # else no alternative can be a negative
+        accuracies = list(
+            await asyncio.gather(
+                *(
+                    _rollout_accuracy(item, prompt, worker, settings, prefix, before, counter)
+                    for _, _, prefix in alternatives
+                )
+            )
+        )
     return {
         "position": t,
         "gold_id": position.gold_id,
@@ -466,9 +475,10 @@ async def _explore_position(
                 "token_id": token,
                 "prob": prob,
                 "accuracy": accuracy,
-                "negative": accuracy <= gold_accuracy - settings.margin + 1e-9,
+                "negative": accuracy is not None
+                and accuracy <= gold_accuracy - settings.margin + _EPS,
             }
-            for (token, prob, _), accuracy in zip(alternatives, rolled[1:], strict=True)
+            for (token, prob, _), accuracy in zip(alternatives, accuracies, strict=True)
         ],
     }
 

@@ -152,10 +152,16 @@ async def test_implausible_gold_positions_only_when_asked(tmp_path: Path) -> Non
     settings = ExplorationSettings(
         positions=1, alternatives=1, reference_samples=0, plausible_gold=False
     )
-    await synthesize_triplets([_item("a")], ExplorationWorker(), out, settings=settings)
+    stats = await synthesize_triplets([_item("a")], ExplorationWorker(), out, settings=settings)
     reference = read_triplets(out)[1]["a"]["references"][0]
     assert [p["position"] for p in reference["positions"]] == [8]
-    assert reference["positions"][0]["alternatives"][0]["token_id"] == ord("x")
+    # The gold prefix never reaches the answer (accuracy 0 < margin), so no alternative can
+    # be a negative: they are not rolled out.
+    assert reference["positions"][0]["gold_accuracy"] == 0.0
+    assert reference["positions"][0]["alternatives"] == [
+        {"token_id": ord("x"), "prob": pytest.approx(0.9), "accuracy": None, "negative": False}
+    ]
+    assert stats.rollouts == 4
 
 
 async def test_rollouts_are_seeded_and_sampled(tmp_path: Path) -> None:
