@@ -168,10 +168,7 @@ def guide_rows(
             per_row[i] = [] if bool(candidates.single[j]) else candidates.row(j)
     guided = sorted(per_row)
     if stats is not None:
-        skipped = sum(1 for i in guided if not per_row[i])
-        stats.verified_rows += len(guided) - skipped
-        stats.skipped_rows += skipped
-        stats.scored_candidates += sum(len(per_row[i]) for i in guided)
+        stats.count_step([per_row[i] for i in guided])
     scores = scorer([sequences[i] for i in guided], [per_row[i] for i in guided])
     scores = scores.to(device=logits.device, dtype=torch.float32)
     slot = {i: j for j, i in enumerate(guided)}
@@ -203,11 +200,17 @@ class VerifierScorer:
             return score_candidates(self.verifier, sequences, candidates, self.cache)
 
 
-def scorer_from_config(vllm_config: VllmConfig, device: torch.device) -> CandidateScorer:
-    """Build the scorer ``additional_config[CONFIG_KEY]`` describes (see the module doc)."""
+def _guidance_spec(vllm_config: VllmConfig) -> Mapping[str, Any] | None:
+    """``additional_config[CONFIG_KEY]`` if it is a mapping."""
     extra = getattr(vllm_config, "additional_config", None) or {}
     spec = extra.get(CONFIG_KEY) if isinstance(extra, Mapping) else None
-    if not isinstance(spec, Mapping):
+    return spec if isinstance(spec, Mapping) else None
+
+
+def scorer_from_config(vllm_config: VllmConfig, device: torch.device) -> CandidateScorer:
+    """Build the scorer ``additional_config[CONFIG_KEY]`` describes (see the module doc)."""
+    spec = _guidance_spec(vllm_config)
+    if spec is None:
         raise ValueError(
             f"the system2 verifier processor needs additional_config[{CONFIG_KEY!r}] = "
             '{"verifier": DIR} or {"scorer": "module:factory"}'
@@ -226,9 +229,7 @@ class _StatsKeeper:
     after each guided step; the file is replaced whole, so a reader never sees half."""
 
     def __init__(self, vllm_config: VllmConfig) -> None:
-        extra = getattr(vllm_config, "additional_config", None) or {}
-        spec = extra.get(CONFIG_KEY) if isinstance(extra, Mapping) else None
-        path = spec.get(STATS_FILE_KEY) if isinstance(spec, Mapping) else None
+        path = (_guidance_spec(vllm_config) or {}).get(STATS_FILE_KEY)
         self.path = str(path) if path else None
         self.stats = GuidanceStats()
 

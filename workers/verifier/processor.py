@@ -42,6 +42,13 @@ class GuidanceStats:
     scored_candidates: int = 0
     seconds: float = 0.0
 
+    def count_step(self, candidates: Sequence[Sequence[int]]) -> None:
+        """Count one step of guided rows, given each row's candidates (empty: skipped)."""
+        skipped = sum(1 for c in candidates if not c)
+        self.verified_rows += len(candidates) - skipped
+        self.skipped_rows += skipped
+        self.scored_candidates += sum(len(c) for c in candidates)
+
 
 class VerifierLogitsProcessor:
     """Guides a decode loop with a token verifier (LLM2 System-2 decoding).
@@ -107,9 +114,6 @@ class VerifierLogitsProcessor:
             member_scores = scores[[slot[i] for i in members]]
             padded[:, :width] = member_scores[:, :width]
             out[members] = guided_logits(logits[members], found.ids, padded, key[0], found.valid)
-        skipped = sum(1 for i in rows if not per_row[i])
-        self.stats.verified_rows += len(rows) - skipped
-        self.stats.skipped_rows += skipped
-        self.stats.scored_candidates += sum(len(per_row[i]) for i in rows)
+        self.stats.count_step([per_row[i] for i in rows])
         self.stats.seconds += time.perf_counter() - started
         return out
