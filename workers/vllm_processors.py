@@ -5,11 +5,11 @@ per-request settings travel in ``SamplingParams.extra_args`` (over HTTP: ``vllm_
 flat values only). A request is guided when its extra args carry ``system2_beta > 0``
 (``guidance_extra_args`` writes them); every other row's logits are left untouched.
 
-One step, shared by both adapters (``guide_rows``): V_t from the row's raw logits
-(``plausible_candidates``), the scorer's s(x_<t, v) for v in V_t, then z* = z + beta * s on
-V_t and -inf elsewhere (``guided_logits``); both functions are the pure ones in
-``workers.verifier.scoring``. vLLM returns the log-probs of the unmodified distribution
-(``logprobs_mode="raw_logprobs"``, its default), as the worker seam promises.
+One step, shared by both adapters and the transformers processor, is
+``workers.verifier.guidance.guide_rows``: V_t from the row's raw logits, the scorer's
+s(x_<t, v) for v in V_t, then z* = z + beta * s on V_t and -inf elsewhere. vLLM returns
+the log-probs of the unmodified distribution (``logprobs_mode="raw_logprobs"``, its
+default), as the worker seam promises.
 
 Two adapters, because vLLM has two incompatible runner interfaces:
 
@@ -46,7 +46,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import torch
 from vllm.v1.sample.logits_processor import BatchUpdate
@@ -54,9 +54,7 @@ from vllm.v1.sample.logits_processor import LogitsProcessor as _V1LogitsProcesso
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 from vllm.v1.worker.gpu.sample.logits_processor import LogitsProcessor as _V2LogitsProcessor
 
-from workers.verifier.candidates import VerifierCache, score_candidates
-from workers.verifier.processor import GuidanceStats
-from workers.verifier.scoring import CandidateSet, guided_logits, plausible_candidates
+from workers.verifier.guidance import CandidateScorer, GuidanceStats, VerifierScorer, guide_rows
 
 if TYPE_CHECKING:
     from vllm import SamplingParams as VLLMSamplingParams
@@ -70,13 +68,10 @@ __all__ = [
     "CONFIG_KEY",
     "V1_PROCESSOR",
     "V2_PROCESSOR",
-    "CandidateScorer",
     "GuidanceSettings",
     "VerifierProcessorV1",
     "VerifierProcessorV2",
-    "VerifierScorer",
     "guidance_extra_args",
-    "guide_rows",
     "parse_guidance",
     "read_guidance_stats",
     "scorer_from_config",
@@ -88,18 +83,6 @@ STATS_FILE_KEY = "stats_file"
 BETA_KEY, ALPHA_KEY, TOP_K_KEY = "system2_beta", "system2_alpha", "system2_top_k"
 V1_PROCESSOR = f"{__name__}:VerifierProcessorV1"
 V2_PROCESSOR = f"{__name__}:VerifierProcessorV2"
-
-
-class CandidateScorer(Protocol):
-    """Scores each row's candidate next tokens: ``[rows, max k]`` float32, 0 in padding.
-
-    ``sequences[i]`` is row i's prompt and generated ids so far; ``candidates[i]`` its
-    candidates (empty: nothing to score, but a stateful scorer may still update its cache).
-    """
-
-    def __call__(
-        self, sequences: Sequence[Sequence[int]], candidates: Sequence[Sequence[int]]
-    ) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,67 +120,6 @@ def parse_guidance(extra_args: Mapping[str, Any] | None) -> GuidanceSettings | N
     if settings.alpha == 0.0 and settings.top_k == 0:
         raise ValueError(f"{ALPHA_KEY} = 0 needs a {TOP_K_KEY} cap")
     return settings if settings.beta > 0.0 else None
-
-
-def guide_rows(
-    logits: torch.Tensor,
-    sequences: Sequence[Sequence[int]],
-    settings: Sequence[GuidanceSettings],
-    scorer: CandidateScorer,
-    stats: GuidanceStats | None = None,
-) -> torch.Tensor:
-    """Guided logits for ``[rows, vocab]`` raw ``logits`` (a new tensor; input untouched).
-
-    Rows with beta = 0 come back unchanged. Rows are grouped by their settings so each group
-    takes one ``plausible_candidates`` call; the scorer sees every guided row at once.
-    ``stats``, if given, counts the guided rows (skipped: |V_t| = 1) and scored candidates.
-    """
-    if not len(sequences) == len(settings) == logits.shape[0]:
-        raise ValueError("logits, sequences and settings must have one entry per row")
-    groups: dict[GuidanceSettings, list[int]] = {}
-    for i, s in enumerate(settings):
-        if s.beta > 0.0:
-            groups.setdefault(s, []).append(i)
-    if not groups:
-        return logits.clone()
-    found: dict[GuidanceSettings, CandidateSet] = {}
-    per_row: dict[int, list[int]] = {}
-    for key, members in groups.items():
-        found[key] = candidates = plausible_candidates(logits[members], key.alpha, key.top_k)
-        for j, i in enumerate(members):
-            per_row[i] = [] if bool(candidates.single[j]) else candidates.row(j)
-    guided = sorted(per_row)
-    if stats is not None:
-        stats.count_step([per_row[i] for i in guided])
-    scores = scorer([sequences[i] for i in guided], [per_row[i] for i in guided])
-    scores = scores.to(device=logits.device, dtype=torch.float32)
-    slot = {i: j for j, i in enumerate(guided)}
-    out = logits.clone()
-    for key, members in groups.items():
-        candidates = found[key]
-        padded = torch.zeros(candidates.ids.shape, dtype=torch.float32, device=logits.device)
-        width = min(padded.shape[-1], scores.shape[-1])
-        padded[:, :width] = scores[[slot[i] for i in members]][:, :width]
-        out[members] = guided_logits(
-            logits[members], candidates.ids, padded, key.beta, candidates.valid
-        )
-    return out
-
-
-class VerifierScorer:
-    """A ``CandidateScorer`` over a ``TokenVerifier``, reusing its KV cache across steps
-    (rows are matched by content each call, so finished or new rows need no ids)."""
-
-    def __init__(self, verifier: TokenVerifier) -> None:
-        self.verifier = verifier
-        self.cache = VerifierCache()
-
-    def __call__(
-        self, sequences: Sequence[Sequence[int]], candidates: Sequence[Sequence[int]]
-    ) -> torch.Tensor:
-        with torch.no_grad():
-            self.cache.realign(sequences)
-            return score_candidates(self.verifier, sequences, candidates, self.cache)
 
 
 def _guidance_spec(vllm_config: VllmConfig) -> Mapping[str, Any] | None:

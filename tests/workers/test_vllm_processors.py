@@ -22,7 +22,7 @@ from vllm import SamplingParams
 from vllm.v1.sample.logits_processor import BatchUpdate, MoveDirectionality
 from vllm.v1.worker.gpu.sample.logits_processor import LogitsContext
 
-from workers.verifier.processor import GuidanceStats
+from workers.verifier.guidance import GuidanceStats, guide_rows
 from workers.verifier.scoring import guided_logits, plausible_candidates
 from workers.vllm_processors import (
     CONFIG_KEY,
@@ -30,7 +30,6 @@ from workers.vllm_processors import (
     VerifierProcessorV1,
     VerifierProcessorV2,
     guidance_extra_args,
-    guide_rows,
     parse_guidance,
     read_guidance_stats,
     scorer_from_config,

@@ -1,7 +1,7 @@
 """System-2 guided decoding as a ``workers.decoding`` logits hook.
 
-Each step, for the rows still decoding: V_t from the generator's raw logits
-(``plausible_candidates``), the verifier's scores of V_t (one batched forward for all rows,
+Each step, for the rows still decoding, ``workers.verifier.guidance.guide_rows``: V_t from
+the generator's raw logits, the verifier's scores of V_t (one batched forward for all rows,
 skipped for rows with |V_t| = 1), then z* = z + beta * s on V_t and -inf elsewhere.
 
 Settings are per row: called with ``settings`` (the ``GuidanceProcessor`` form that
@@ -20,34 +20,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
 from workers.base import Guidance
-from workers.verifier.candidates import VerifierCache, score_candidates
+from workers.verifier.guidance import GuidanceStats, VerifierScorer, guide_rows
 from workers.verifier.network import TokenVerifier
-from workers.verifier.scoring import CandidateSet, guided_logits, plausible_candidates
 
 __all__ = ["GuidanceStats", "VerifierLogitsProcessor"]
-
-
-@dataclass(slots=True)
-class GuidanceStats:
-    """Running counts: row-steps guided, row-steps skipped (|V_t| = 1), candidates scored,
-    and the wall seconds spent in the processor (candidate sets, verifier, rewrite)."""
-
-    verified_rows: int = 0
-    skipped_rows: int = 0
-    scored_candidates: int = 0
-    seconds: float = 0.0
-
-    def count_step(self, candidates: Sequence[Sequence[int]]) -> None:
-        """Count one step of guided rows, given each row's candidates (empty: skipped)."""
-        skipped = sum(1 for c in candidates if not c)
-        self.verified_rows += len(candidates) - skipped
-        self.skipped_rows += skipped
-        self.scored_candidates += sum(len(c) for c in candidates)
 
 
 class VerifierLogitsProcessor:
@@ -65,12 +45,12 @@ class VerifierLogitsProcessor:
         self.beta = beta
         self.alpha = alpha
         self.top_k = top_k
-        self.cache = VerifierCache()
+        self.scorer = VerifierScorer(verifier)
         self.stats = GuidanceStats()
 
     def reset(self) -> None:
         """Free the verifier cache (it is otherwise kept until the next decode call)."""
-        self.cache.reset()
+        self.scorer.cache.reset()
 
     def __call__(
         self,
@@ -86,34 +66,9 @@ class VerifierLogitsProcessor:
             )
         if len(settings) != len(sequences) or len(sequences) != logits.shape[0]:
             raise ValueError("sequences, logits and settings must have one entry per row")
-        rows = [i for i, s in enumerate(settings) if s.beta != 0.0]
-        if not rows:
+        if not any(s.beta != 0.0 for s in settings):
             return logits
         started = time.perf_counter()
-        groups: dict[tuple[float, float, int], list[int]] = {}
-        for i in rows:
-            key = (settings[i].beta, settings[i].alpha, settings[i].top_k)
-            groups.setdefault(key, []).append(i)
-        candidate_sets: dict[tuple[float, float, int], CandidateSet] = {}
-        per_row: dict[int, list[int]] = {}
-        for key, members in groups.items():
-            found = plausible_candidates(logits[members], key[1], key[2])
-            candidate_sets[key] = found
-            for j, i in enumerate(members):
-                per_row[i] = [] if bool(found.single[j]) else found.row(j)
-        self.cache.realign([sequences[i] for i in rows])
-        scores = score_candidates(
-            self.verifier, [sequences[i] for i in rows], [per_row[i] for i in rows], self.cache
-        ).to(logits.device)
-        slot = {i: j for j, i in enumerate(rows)}
-        out = logits.clone()
-        for key, members in groups.items():
-            found = candidate_sets[key]
-            padded = torch.zeros(found.ids.shape, dtype=torch.float32, device=logits.device)
-            width = min(padded.shape[-1], scores.shape[-1])
-            member_scores = scores[[slot[i] for i in members]]
-            padded[:, :width] = member_scores[:, :width]
-            out[members] = guided_logits(logits[members], found.ids, padded, key[0], found.valid)
-        self.stats.count_step([per_row[i] for i in rows])
+        out = guide_rows(logits, sequences, settings, self.scorer, self.stats)
         self.stats.seconds += time.perf_counter() - started
         return out
