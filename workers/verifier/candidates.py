@@ -14,6 +14,13 @@ unchanged to eager and sdpa attention.
 transformers appends every position of a forward pass to the cache it is given, so after
 the pass the K candidate positions are cropped off the end (``DynamicCache.crop(-K)``): the
 cache then holds exactly the prefixes, and the next step feeds only the new tokens.
+
+Two things keep a long-running batch (an engine's, where rows come and go) cheap. Rows with
+more than ``CATCH_UP_TOKENS`` pending tokens (a new row: its whole prompt) are first fed in
+a pass of their own, so the other rows are not padded to a prompt's width. And the padding
+slots such passes leave in every other row are dropped once they make up half the cache
+(``VerifierCache.compact``): slot order means nothing (positions are explicit and the mask
+says who sees whom), so each row's valid slots are simply gathered to the front.
 """
 
 from __future__ import annotations
@@ -22,11 +29,16 @@ from collections.abc import Sequence
 
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from workers.verifier.network import TokenVerifier
 from workers.verifier.scoring import additive_mask
 
-__all__ = ["VerifierCache", "score_candidates"]
+__all__ = ["CATCH_UP_TOKENS", "VerifierCache", "score_candidates"]
+
+CATCH_UP_TOKENS = 8
+"""Rows with more pending tokens than this get a forward pass of their own (module doc)."""
+_MIN_COMPACTION = 64  # never compact for fewer wasted slots than this
 
 
 class VerifierCache:
@@ -83,6 +95,63 @@ class VerifierCache:
             index.append(matches.pop(0) if matches else -1)
         self.select(index)
 
+    def compact(self) -> None:
+        """Drop the slots no row uses, once they are at least half the cache."""
+        if self.cache is None or self.valid is None or not self.rows:
+            return
+        counts = self.valid.sum(-1)
+        kept = int(counts.max())
+        if self.valid.shape[1] - kept < max(kept, _MIN_COMPACTION):
+            return
+        # Each row's valid slots first, in their order; then its invalid ones.
+        order = torch.argsort((~self.valid).to(torch.int8), dim=-1, stable=True)[:, :kept]
+        gathered = []
+        for keys, values in _key_values(self.cache):
+            index = order[:, None, :, None].expand(-1, keys.shape[1], -1, keys.shape[-1])
+            gathered.append((keys.gather(2, index), values.gather(2, index)))
+        self.cache = DynamicCache(gathered)
+        self.valid = torch.arange(kept, device=self.valid.device) < counts.unsqueeze(-1)
+
+    def subset(self, index: Sequence[int]) -> VerifierCache:
+        """A new cache holding copies of rows ``index`` (this one is left as it is)."""
+        sub = VerifierCache()
+        sub.tokens = [self.tokens[i] for i in index]
+        if self.cache is None or self.valid is None:
+            return sub
+        rows = torch.tensor(list(index), dtype=torch.long, device=self.valid.device)
+        sub.cache = DynamicCache([(k[rows], v[rows]) for k, v in _key_values(self.cache)])
+        sub.valid = self.valid[rows]
+        return sub
+
+    def splice(self, index: Sequence[int], sub: VerifierCache) -> None:
+        """Replace rows ``index`` with ``sub``'s rows, whole; the cache grows to the longer
+        of the two, the shorter rows padded with invalid slots."""
+        if sub.cache is None or sub.valid is None:
+            return
+        rows = torch.tensor(list(index), dtype=torch.long, device=sub.valid.device)
+        old = 0 if self.cache is None or self.valid is None else self.valid.shape[1]
+        new = sub.valid.shape[1]
+        length = max(old, new)
+        mine = _key_values(self.cache) if self.cache is not None and old else []
+        layers = []
+        for j, (their_keys, their_values) in enumerate(_key_values(sub.cache)):
+            shape = (self.rows, their_keys.shape[1], length, their_keys.shape[-1])
+            keys, values = their_keys.new_zeros(shape), their_values.new_zeros(shape)
+            if mine:
+                keys[:, :, :old], values[:, :, :old] = mine[j]
+                keys[rows], values[rows] = 0.0, 0.0
+            keys[rows, :, :new], values[rows, :, :new] = their_keys, their_values
+            layers.append((keys, values))
+        self.cache = DynamicCache(layers)
+        valid = torch.zeros((self.rows, length), dtype=torch.bool, device=rows.device)
+        if self.valid is not None:
+            valid[:, :old] = self.valid
+        valid[rows] = False
+        valid[rows, :new] = sub.valid
+        self.valid = valid
+        for j, i in enumerate(index):
+            self.tokens[i] = sub.tokens[j]
+
 
 @torch.inference_mode()
 def score_candidates(
@@ -105,11 +174,13 @@ def score_candidates(
         raise ValueError(f"the cache holds {state.rows} rows, the call has {len(prefixes)}")
     device = verifier.device
     rows = len(prefixes)
-    pending = []
-    for cached, prefix in zip(state.tokens, prefixes, strict=True):
-        if tuple(prefix[: len(cached)]) != cached:
-            raise ValueError("a cached row is not a prefix of its sequence")
-        pending.append(list(prefix[len(cached) :]))
+    pending = _pending(state, prefixes)
+    behind = [b for b, fed in enumerate(pending) if len(fed) > CATCH_UP_TOKENS]
+    if behind and len(behind) < rows:
+        sub = state.subset(behind)
+        score_candidates(verifier, [prefixes[b] for b in behind], [[] for _ in behind], sub)
+        state.splice(behind, sub)
+        pending = _pending(state, prefixes)
     p_width = max((len(p) for p in pending), default=0)
     k_width = max((len(c) for c in candidates), default=0)
     if p_width == 0 and k_width == 0:
@@ -143,8 +214,29 @@ def score_candidates(
         state.cache.crop(-k_width)
     state.valid = torch.cat([state.valid, pend_real], dim=-1)
     state.tokens = [tuple(p) for p in prefixes]
+    state.compact()
     candidate_scores = scores[:, p_width:]
     return torch.where(cand_real, candidate_scores, torch.zeros_like(candidate_scores))
+
+
+def _pending(state: VerifierCache, prefixes: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Each row's tokens not yet in the cache."""
+    pending = []
+    for cached, prefix in zip(state.tokens, prefixes, strict=True):
+        if tuple(prefix[: len(cached)]) != cached:
+            raise ValueError("a cached row is not a prefix of its sequence")
+        pending.append(list(prefix[len(cached) :]))
+    return pending
+
+
+def _key_values(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each layer's keys and values, ``[rows, heads, slots, dim]``."""
+    pairs = []
+    for layer in cache.layers:
+        if not isinstance(layer, DynamicLayer) or layer.keys is None or layer.values is None:
+            raise TypeError("the verifier cache holds full-attention key/value layers only")
+        pairs.append((layer.keys, layer.values))
+    return pairs
 
 
 def _step_visibility(

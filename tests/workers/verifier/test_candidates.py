@@ -8,6 +8,7 @@ import torch
 from tests.workers.verifier.helpers import naive_score, random_verifier
 from workers.verifier import TokenVerifier, VerifierCache, candidate_attention_mask
 from workers.verifier import score_candidates as score
+from workers.verifier.candidates import CATCH_UP_TOKENS
 
 PREFIXES = [[3, 4, 5], [6, 7, 8, 9, 10, 11, 12, 13], [14], [15, 16, 17, 18]]
 CANDIDATES = [[2, 3, 4], [5], [6, 7, 8, 9, 10], []]
@@ -102,3 +103,66 @@ def test_cache_must_hold_a_prefix_of_each_row() -> None:
         score(verifier, [[3, 5, 6]], [[5]], cache)
     with pytest.raises(ValueError, match="rows"):
         score(verifier, [[3, 4], [3, 4]], [[5], [5]], cache)
+
+
+def test_a_row_joining_with_a_long_prompt_is_caught_up_on_its_own() -> None:
+    """A new row with more than CATCH_UP_TOKENS pending tokens is fed in its own pass; the
+    cached rows only get invalid slots for its width, and every score stays exact."""
+    verifier = random_verifier(3)
+    cache = VerifierCache()
+    score(verifier, PREFIXES, CANDIDATES, cache)
+    prompt = [(5 * i + 1) % 40 for i in range(CATCH_UP_TOKENS + 7)]
+    sequences = [[*p, 2] for p in PREFIXES] + [prompt]
+    candidates = [*CANDIDATES, [4, 6]]
+    cache.realign(sequences)
+    scores = score(verifier, sequences, candidates, cache)
+    _assert_matches_naive(verifier, sequences, candidates, scores)
+    assert cache.valid is not None
+    assert cache.valid.sum(-1).tolist() == [len(s) for s in sequences]
+
+
+def test_compaction_bounds_the_cache_as_rows_come_and_go() -> None:
+    """Rows finishing and long-prompt rows joining, step after step: the padding they leave
+    is dropped (the cache stays under twice the longest row plus the compaction floor) and
+    scores stay equal to scoring from scratch."""
+    verifier = random_verifier(4)
+    cache = VerifierCache()
+    sequences = [list(p) for p in PREFIXES]
+    longest = 0
+    for step in range(24):
+        if step % 3 == 2:  # the oldest row finishes, a row with a long prompt joins
+            sequences = [*sequences[1:], [(step * 7 + i) % 40 for i in range(20 + step)]]
+        else:
+            sequences = [[*s, (step + len(s)) % 40] for s in sequences]
+        candidates = [[(len(s) + j) % 40 for j in range(1 + len(s) % 3)] for s in sequences]
+        cache.realign(sequences)
+        cached = score(verifier, sequences, candidates, cache)
+        assert torch.allclose(cached, score(verifier, sequences, candidates), atol=1e-5)
+        longest = max(len(s) for s in sequences)
+        assert cache.valid is not None
+        assert cache.cache is not None
+        assert cache.valid.shape[1] == cache.cache.get_seq_length()
+        assert cache.valid.shape[1] < 2 * longest + 64
+    assert cache.valid.sum(-1).tolist() == [len(s) for s in sequences]
+
+
+def test_compact_keeps_each_rows_slots_in_order() -> None:
+    """Compaction gathers each row's valid slots to the front; keys move with them."""
+    verifier = random_verifier()
+    cache = VerifierCache()
+    # Row 0 is caught up on its own (70 slots), then row 1's two tokens go after them.
+    score(verifier, [[3] * 70, [4, 5]], [[6], [7]], cache)
+    assert cache.valid is not None
+    assert cache.cache is not None
+    keys_before = cache.cache.layers[0].keys
+    assert keys_before is not None
+    valid = cache.valid.clone()
+    valid[0, 2:] = False  # pretend row 0 keeps only its first two slots
+    cache.valid = valid
+    cache.tokens[0] = (3, 3)
+    cache.compact()
+    assert cache.valid.tolist() == [[True, True], [True, True]]
+    keys_after = cache.cache.layers[0].keys
+    assert keys_after is not None
+    assert torch.equal(keys_after[0], keys_before[0, :, :2])
+    assert torch.equal(keys_after[1], keys_before[1, :, 70:])
