@@ -46,9 +46,15 @@ class VerifierCache:
 
     ``valid`` ([rows, slots], bool) marks the cache slots holding real tokens (slots of other
     rows' padding are invalid). An empty cache takes any number of rows on first use.
+    ``catch_up_tokens`` (None: never) and ``compaction`` switch off the two economies of the
+    module doc, for measuring them.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, catch_up_tokens: int | None = CATCH_UP_TOKENS, compaction: bool = True
+    ) -> None:
+        self.catch_up_tokens = catch_up_tokens
+        self.compaction = compaction
         self.cache: DynamicCache | None = None
         self.valid: torch.Tensor | None = None
         self.tokens: list[tuple[int, ...]] = []
@@ -97,7 +103,7 @@ class VerifierCache:
 
     def compact(self) -> None:
         """Drop the slots no row uses, once they are at least half the cache."""
-        if self.cache is None or self.valid is None or not self.rows:
+        if not self.compaction or self.cache is None or self.valid is None or not self.rows:
             return
         counts = self.valid.sum(-1)
         kept = int(counts.max())
@@ -114,7 +120,7 @@ class VerifierCache:
 
     def subset(self, index: Sequence[int]) -> VerifierCache:
         """A new cache holding copies of rows ``index`` (this one is left as it is)."""
-        sub = VerifierCache()
+        sub = VerifierCache(catch_up_tokens=None, compaction=self.compaction)
         sub.tokens = [self.tokens[i] for i in index]
         if self.cache is None or self.valid is None:
             return sub
@@ -175,7 +181,8 @@ def score_candidates(
     device = verifier.device
     rows = len(prefixes)
     pending = _pending(state, prefixes)
-    behind = [b for b, fed in enumerate(pending) if len(fed) > CATCH_UP_TOKENS]
+    limit = state.catch_up_tokens
+    behind = [b for b, fed in enumerate(pending) if limit is not None and len(fed) > limit]
     if behind and len(behind) < rows:
         sub = state.subset(behind)
         score_candidates(verifier, [prefixes[b] for b in behind], [[] for _ in behind], sub)
