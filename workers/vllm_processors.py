@@ -43,7 +43,6 @@ import importlib
 import json
 import math
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -162,9 +161,7 @@ class _StatsKeeper:
         settings: Sequence[GuidanceSettings],
         scorer: CandidateScorer,
     ) -> torch.Tensor:
-        started = time.perf_counter()
         out = guide_rows(logits, sequences, settings, scorer, self.stats)
-        self.stats.seconds += time.perf_counter() - started
         if self.path is not None:
             partial = f"{self.path}.{os.getpid()}.part"
             with open(partial, "w") as f:

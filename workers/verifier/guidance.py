@@ -10,6 +10,7 @@ one over a ``TokenVerifier``. Nothing here imports vLLM.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -92,10 +93,11 @@ def guide_rows(
     Rows with beta = 0 come back unchanged and are not shown to the scorer. Rows are grouped
     by their settings so each group takes one ``plausible_candidates`` call; the scorer sees
     every guided row at once. ``stats``, if given, counts the guided rows (skipped:
-    |V_t| = 1) and scored candidates.
+    |V_t| = 1), scored candidates and the seconds spent here.
     """
     if not len(sequences) == len(settings) == logits.shape[0]:
         raise ValueError("logits, sequences and settings must have one entry per row")
+    started = time.perf_counter()
     groups: dict[tuple[float, float, int], list[int]] = {}
     for i, s in enumerate(settings):
         if s.beta > 0.0:
@@ -123,4 +125,6 @@ def guide_rows(
         out[members] = guided_logits(
             logits[members], candidates.ids, padded, key[0], candidates.valid
         )
+    if stats is not None:
+        stats.seconds += time.perf_counter() - started
     return out

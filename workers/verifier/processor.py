@@ -18,7 +18,6 @@ held until the next call or ``reset()``. One processor serves one decode loop at
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import torch
@@ -68,7 +67,4 @@ class VerifierLogitsProcessor:
             raise ValueError("sequences, logits and settings must have one entry per row")
         if not any(s.beta != 0.0 for s in settings):
             return logits
-        started = time.perf_counter()
-        out = guide_rows(logits, sequences, settings, self.scorer, self.stats)
-        self.stats.seconds += time.perf_counter() - started
-        return out
+        return guide_rows(logits, sequences, settings, self.scorer, self.stats)
