@@ -187,7 +187,8 @@ def score_candidates(
         sub = state.subset(behind)
         score_candidates(verifier, [prefixes[b] for b in behind], [[] for _ in behind], sub)
         state.splice(behind, sub)
-        pending = _pending(state, prefixes)
+        for b in behind:  # now cached whole
+            pending[b] = []
     p_width = max((len(p) for p in pending), default=0)
     k_width = max((len(c) for c in candidates), default=0)
     if p_width == 0 and k_width == 0:
