@@ -31,8 +31,8 @@ from benchmarks.common import (
     report,
 )
 from orchestrator import Orchestrator, RerankConfig, RSARerankerConfig
-from orchestrator.evaluation import load_dataset, read_records, run_eval
 from policies import FixedPolicy
+from system2.evaluation import load_dataset, read_records, run_eval
 
 RERANKERS = ("coder", "coder_reviewer", "rsa")
 FENCE_CLOSE = "\n```\n"

@@ -55,7 +55,7 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
 def load_worker(model: str, args: argparse.Namespace) -> Worker:
     """The worker for ``model`` on ``args.engine`` (see ``add_engine_options``)."""
     if args.engine == "vllm":
-        from workers.vllm_worker import VLLMWorker
+        from workers.vllm.worker import VLLMWorker
 
         return VLLMWorker.load(
             model,

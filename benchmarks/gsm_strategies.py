@@ -20,14 +20,14 @@ from typing import Any
 
 from benchmarks.common import RESULTS, report
 from orchestrator import GreedyConfig, Orchestrator, SelfConsistencyConfig, StrategyConfig
-from orchestrator.evaluation import (
+from policies import FixedPolicy
+from system2.evaluation import (
     compare,
     load_dataset,
     load_run,
     plot_accuracy_vs_tokens,
     run_eval,
 )
-from policies import FixedPolicy
 from workers.transformers_worker import TransformersWorker
 
 MAX_TOKENS = 384

@@ -6,7 +6,7 @@ subsets, the three SelectLLM rules, a cascade and the oracle, on the same model 
    items come from different seeds. Resumable run files under ``results/runs/``.
 2. ``train`` (as ``system2 router train``) on the training labels; the router is saved
    under ``results/routers/`` (the selectllm example YAML points at it).
-3. Replay every policy on the test labels (``policies.replay``): identical samples for
+3. Replay every policy on the test labels (``policies.selectllm.replay``): identical samples for
    all policies, no resampling. Prints per-family model accuracy and disagreement, the
    policy table, writes ``results/routing.json`` and a plot of accuracy against latency.
 
@@ -38,11 +38,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from benchmarks.common import RESULTS, report
-from orchestrator.config import load_config
-from orchestrator.evaluation import EvalItem, load_dataset, score_item
 from orchestrator.strategies.config import SelfConsistencyConfig
-from policies.collect import collect_labels, read_labels
-from policies.replay import (
+from policies.selectllm.policy import SelectLLMPolicy
+from policies.selectllm.replay import (
     PolicyScore,
     ReplayItem,
     replay_items,
@@ -51,10 +49,12 @@ from policies.replay import (
     score_random_subsets,
     score_selections,
 )
-from policies.router import QueryRouter
-from policies.selection import Selection
-from policies.selectllm import SelectLLMPolicy
-from policies.train_router import train_router
+from policies.selectllm.router import QueryRouter
+from policies.selectllm.rules import Selection
+from policies.selectllm.train import train_router
+from system2.config import load_config
+from system2.evaluation import EvalItem, load_dataset, score_item
+from system2.pipelines.router_labels import collect_labels, read_labels
 from workers.config import build_worker
 from workers.embedder import SentenceEmbedder
 

@@ -39,8 +39,8 @@ from orchestrator import (
     StepBeamConfig,
     StrategyConfig,
 )
-from orchestrator.evaluation import load_dataset, read_records, run_eval
 from policies import FixedPolicy
+from system2.evaluation import load_dataset, read_records, run_eval
 from workers.base import Worker
 
 

@@ -171,7 +171,7 @@ def ratio(rows: Sequence[Row], backend: str) -> float | None:
 
 def run(args: argparse.Namespace) -> None:
     from workers.transformers_worker import TransformersWorker
-    from workers.vllm_worker import VLLMServer, VLLMWorker
+    from workers.vllm.worker import VLLMServer, VLLMWorker
 
     concurrency = [int(c) for c in args.concurrency.split(",") if c]
     eager = not args.compile

@@ -1,17 +1,14 @@
-"""system2's orchestrator: run a routing policy's plan on worker pools and aggregate.
+"""Running one query: a routing policy's plan on worker pools, then aggregation.
 
-Example:
-    >>> from orchestrator import Orchestrator
-    >>> orch = Orchestrator.from_yaml("examples/math_agent/math_agent.yaml")  # doctest: +SKIP
-    >>> orch.answer_sync("What is 17 * 3?").answer  # doctest: +SKIP
-    '51'
+The orchestrator takes its workers and routing policy by injection; building them from a
+YAML config is the application's job (``system2.load_orchestrator``).
 """
 
 from __future__ import annotations
 
-from orchestrator.config import ConfigError, System2Config, load_config, parse_config
 from orchestrator.orchestrator import Orchestrator
 from orchestrator.prompts import PromptConfig
+from orchestrator.routing import Plan, RoutingPolicy
 from orchestrator.strategies import (
     CoderRerankerConfig,
     CoderReviewerRerankerConfig,
@@ -45,29 +42,27 @@ __all__ = [
     "Candidate",
     "CoderRerankerConfig",
     "CoderReviewerRerankerConfig",
-    "ConfigError",
     "EarlyStopConfig",
     "GenerationRecord",
     "GreedyConfig",
     "MetastableConfig",
     "ModelUsage",
     "Orchestrator",
+    "Plan",
     "PromptConfig",
     "Query",
     "RSARerankerConfig",
     "RandomRerankerConfig",
     "RerankConfig",
     "RerankerConfig",
+    "RoutingPolicy",
     "SampleConfig",
     "SelfConsistencyConfig",
     "StepBeamConfig",
     "StrategyConfig",
-    "System2Config",
     "TaskType",
     "Trace",
     "Usage",
     "VerifierGuidedConfig",
     "VoteRecord",
-    "load_config",
-    "parse_config",
 ]

@@ -11,23 +11,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
-from orchestrator.config import System2Config, load_config
-from orchestrator.logging import configure_logging
 from orchestrator.prompts import PromptConfig, build_prompt
 from orchestrator.recorder import CallRecorder
+from orchestrator.routing import RoutingPolicy
 from orchestrator.strategies import StrategyContext, run_strategy
 from orchestrator.types import Answer, Query, TaskType, Trace, Usage
-from policies.base import RoutingPolicy
-from policies.config import build_policy
 from workers.base import Worker
-from workers.config import build_worker
 from workers.errors import WorkerFailure
-from workers.step_verifier_config import build_step_verifier
 
 if TYPE_CHECKING:
     from workers.verifier.steps import StepVerifier
@@ -69,30 +63,6 @@ class Orchestrator:
         self.task = task
         self.prompts = dict(prompts or {})
         self.step_verifier = step_verifier
-
-    @classmethod
-    def from_config(cls, config: System2Config) -> Orchestrator:
-        """Build every declared worker, the step verifier and the policy (this loads the
-        models)."""
-        workers = {name: build_worker(name, wc) for name, wc in config.models.items()}
-        step_verifier = None
-        if config.step_verifier is not None:
-            step_verifier = build_step_verifier(config.step_verifier, workers)
-        policy = build_policy(config.policy, config.strategy)
-        return cls(
-            workers,
-            policy,
-            task=config.task,
-            prompts=config.prompts,
-            step_verifier=step_verifier,
-        )
-
-    @classmethod
-    def from_yaml(cls, path: str | Path, *, configure_logs: bool = True) -> Orchestrator:
-        config = load_config(path)
-        if configure_logs:
-            configure_logging(config.logging.format, config.logging.level)
-        return cls.from_config(config)
 
     async def answer(self, query: Query | str) -> Answer:
         if isinstance(query, str):

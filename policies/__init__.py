@@ -1,25 +1,23 @@
-"""Deciding what to run: routing policies turn a query into a plan.
+"""Deciding what to run: routing policies turn a query into a ``Plan``.
 
-Policies use orchestrator's data types and orchestrator builds policies, so: code inside
-``orchestrator`` imports this package's submodules (``policies.config``), never the package,
-and this package loads ``orchestrator`` before its own submodules. Either can then be
-imported first.
+The seam (``RoutingPolicy``, ``Plan``) belongs to the orchestrator; this package holds its
+implementations: constant plans (fixed, all, cascade), random subsets, round robin, and the
+learned SelectLLM router (``policies.selectllm``).
 """
 
 from __future__ import annotations
 
-import orchestrator  # noqa: F401 - must finish initialising before policies.base imports it
-from policies.base import Plan, RoutingPolicy
+from orchestrator.routing import Plan, RoutingPolicy
 from policies.config import POLICY_BUILDERS, PolicyConfig, build_policy
 from policies.fixed import FixedPolicy, FixedPolicyConfig
-from policies.selection import (
+from policies.selectllm.policy import ConfidenceSource, SelectLLMPolicy, SelectLLMPolicyConfig
+from policies.selectllm.rules import (
     Selection,
     labelled_max_conf,
     max_conf,
     rank_models,
     weighted_max_conf,
 )
-from policies.selectllm import ConfidenceSource, SelectLLMPolicy, SelectLLMPolicyConfig
 
 __all__ = [
     "POLICY_BUILDERS",
@@ -28,34 +26,13 @@ __all__ = [
     "FixedPolicyConfig",
     "Plan",
     "PolicyConfig",
-    "QueryRouter",
     "RoutingPolicy",
     "SelectLLMPolicy",
     "SelectLLMPolicyConfig",
     "Selection",
     "build_policy",
-    "collect_labels",
     "labelled_max_conf",
     "max_conf",
     "rank_models",
-    "read_labels",
-    "train_router",
     "weighted_max_conf",
 ]
-
-# Imported on first use: the router and its training import torch, and the collector
-# imports orchestrator.orchestrator, which imports this package.
-_LAZY = {
-    "QueryRouter": "policies.router",
-    "collect_labels": "policies.collect",
-    "read_labels": "policies.collect",
-    "train_router": "policies.train_router",
-}
-
-
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'policies' has no attribute {name!r}")

@@ -12,9 +12,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from orchestrator.routing import Plan, RoutingPolicy
 from orchestrator.strategies.config import CascadeConfig, StrategyConfig
 from orchestrator.types import Query
-from policies.base import Plan, RoutingPolicy
 
 __all__ = [
     "AllModelsPolicy",

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from orchestrator.routing import RoutingPolicy
 from orchestrator.strategies.config import StrategyConfig
-from policies.base import RoutingPolicy
 from policies.baselines import (
     AllModelsPolicy,
     AllModelsPolicyConfig,
@@ -20,7 +20,7 @@ from policies.baselines import (
     RoundRobinPolicyConfig,
 )
 from policies.fixed import FixedPolicy, FixedPolicyConfig
-from policies.selectllm import SelectLLMPolicyConfig, build_selectllm_policy
+from policies.selectllm.policy import SelectLLMPolicyConfig, build_selectllm_policy
 
 __all__ = ["POLICY_BUILDERS", "PolicyConfig", "build_policy"]
 

@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.routing import Plan, RoutingPolicy
 from orchestrator.strategies.config import StrategyConfig
 from orchestrator.types import Query
-from policies.base import Plan, RoutingPolicy
 
 __all__ = ["FixedPolicy", "FixedPolicyConfig"]
 

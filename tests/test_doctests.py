@@ -12,12 +12,12 @@ MODULES = [
     "orchestrator.extraction",
     "orchestrator.aggregation.voting",
     "orchestrator.aggregation.verifier_vote",
-    "orchestrator.aggregation.rsa",
-    "orchestrator.aggregation.rerankers",
+    "orchestrator.rerank.codersa",
+    "orchestrator.rerank.rerankers",
     "orchestrator.orchestrator",
     "policies.fixed",
-    "policies.selection",
-    "policies.selectllm",
+    "policies.selectllm.rules",
+    "policies.selectllm.policy",
     "workers.scripted",
 ]
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import orchestrator
 import policies
+import system2
 import workers
 
 
 def test_orchestrator_exports() -> None:
     """orchestrator's __all__ is exactly the documented set and every name resolves."""
     assert set(orchestrator.__all__) == {
-        "Answer", "Candidate", "ConfigError", "EarlyStopConfig", "GenerationRecord",
-        "GreedyConfig", "ModelUsage", "Orchestrator", "PromptConfig", "Query", "SampleConfig",
-        "SelfConsistencyConfig", "StrategyConfig", "System2Config", "TaskType", "Trace",
-        "Usage", "VoteRecord", "load_config", "parse_config",
+        "Answer", "Candidate", "EarlyStopConfig", "GenerationRecord",
+        "GreedyConfig", "ModelUsage", "Orchestrator", "Plan", "PromptConfig", "Query",
+        "RoutingPolicy", "SampleConfig", "SelfConsistencyConfig", "StrategyConfig", "TaskType",
+        "Trace", "Usage", "VoteRecord",
         "RerankConfig", "RerankerConfig", "RSARerankerConfig", "CoderRerankerConfig",
         "CoderReviewerRerankerConfig", "RandomRerankerConfig", "StepBeamConfig", "MetastableConfig",
         "VerifierGuidedConfig",
@@ -36,3 +37,15 @@ def test_policies_exports() -> None:
     assert {"RoutingPolicy", "Plan", "FixedPolicy", "build_policy"} <= set(policies.__all__)
     for name in policies.__all__:
         assert getattr(policies, name) is not None
+
+
+def test_system2_is_the_front_door() -> None:
+    """system2 exports config loading, assembly from YAML, and the query/answer types."""
+    assert set(system2.__all__) == {
+        "Answer", "ConfigError", "LoggingConfig", "Orchestrator", "Query", "System2Config",
+        "Trace", "Usage", "build_orchestrator", "load_config", "load_orchestrator",
+        "parse_config",
+    }  # fmt: skip
+    for name in system2.__all__:
+        assert getattr(system2, name) is not None
+    assert system2.Orchestrator is orchestrator.Orchestrator

@@ -89,7 +89,7 @@ def __getattr__(name: str) -> object:
 
         return TransformersWorker
     if name == "VLLMWorker":  # vllm itself is imported only when an engine starts
-        from workers.vllm_worker import VLLMWorker
+        from workers.vllm.worker import VLLMWorker
 
         return VLLMWorker
     if name in ("OpenAIWorker", "RequestRejected"):

@@ -189,7 +189,7 @@ def _openai(name: str, config: Any) -> Worker:
 
 
 def _vllm(name: str, config: Any) -> Worker:
-    from workers.vllm_worker import VLLMWorker  # imports vllm lazily
+    from workers.vllm.worker import VLLMWorker  # imports vllm lazily
 
     return VLLMWorker.load(
         config.model,

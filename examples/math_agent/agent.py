@@ -9,7 +9,8 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from orchestrator import Orchestrator, Query
+import system2
+from system2 import Query
 
 HERE = Path(__file__).parent
 DEFAULT_QUESTION = (
@@ -19,7 +20,7 @@ DEFAULT_QUESTION = (
 
 
 async def main(question: str, config: Path) -> None:
-    async with Orchestrator.from_yaml(config) as orch:
+    async with system2.load_orchestrator(config) as orch:
         answer = await orch.answer(Query(text=question, task="math"))
     vote = answer.trace.vote
     print(f"Question: {question}\n")

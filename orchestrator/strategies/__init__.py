@@ -22,12 +22,12 @@ from orchestrator.strategies.config import (
     VerifierGuidedConfig,
 )
 from orchestrator.strategies.greedy import run_greedy
+from orchestrator.strategies.llm2 import run_system2
 from orchestrator.strategies.metastable import run_metastable
 from orchestrator.strategies.rerank import run_rerank
 from orchestrator.strategies.sample import run_sample
 from orchestrator.strategies.self_consistency import run_self_consistency
 from orchestrator.strategies.step_beam import run_step_beam
-from orchestrator.strategies.system2 import run_system2
 
 __all__ = [
     "STRATEGIES",

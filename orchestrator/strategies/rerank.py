@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from orchestrator.aggregation.rerankers import (
+from orchestrator.rerank.rerankers import (
     ComponentCost,
     Evidence,
     Reranker,

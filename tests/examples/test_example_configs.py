@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli.main import default_config_path
-from orchestrator.config import load_config
+from system2.cli.main import default_config_path
+from system2.config import load_config
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 CONFIGS = [*sorted(EXAMPLES.rglob("*.yaml")), default_config_path()]

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator import Orchestrator, parse_config
-from orchestrator.config import ConfigError
+from orchestrator import Orchestrator
 from orchestrator.recorder import STEP_VERIFIER
 from orchestrator.strategies.config import CascadeConfig, GreedyConfig, SelfConsistencyConfig
 from orchestrator.types import Query
@@ -19,7 +18,8 @@ from policies.baselines import (
     RandomSubsetPolicy,
     RoundRobinPolicy,
 )
-from tests.orchestrator.test_step_verifier_use import ScriptedStepVerifier
+from system2.config import ConfigError, parse_config
+from tests.orchestrator.strategies.test_step_verifier_use import ScriptedStepVerifier
 from workers.base import Worker
 from workers.scripted import ScriptedWorker, cycle_texts
 
@@ -135,7 +135,7 @@ def test_example_cascade_yaml_loads(tmp_path: Path) -> None:
         "  models: [small, large]\n"
         "  strategy: {kind: cascade, min_margin: 0.5, stage: {n: 4}}\n"
     )
-    from orchestrator.config import load_config
+    from system2.config import load_config
 
     config = load_config(path)
     assert config.policy.kind == "cascade"

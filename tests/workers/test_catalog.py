@@ -285,7 +285,7 @@ def test_cli_reports_errors_with_exit_code_2() -> None:
     """`models pull` of an unknown name prints the error and exits 2; `models list` shows all."""
     from typer.testing import CliRunner
 
-    from orchestrator.cli.models_cmd import app
+    from system2.cli.models_cmd import app
 
     runner = CliRunner()
     failed = runner.invoke(app, ["pull", "gpt-5"])

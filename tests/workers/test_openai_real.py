@@ -26,7 +26,7 @@ from workers.openai_worker import OpenAIWorker
 pytestmark = pytest.mark.slow
 pytest.importorskip("vllm")
 
-from workers.vllm_worker import VLLMServer  # noqa: E402
+from workers.vllm.worker import VLLMServer  # noqa: E402
 
 SERVED = "smollm2"
 CHAT = (ChatMessage(role="user", content="What is the capital of France?"),)

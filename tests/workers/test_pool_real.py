@@ -23,7 +23,7 @@ from workers.openai_worker import OpenAIWorker
 pytestmark = pytest.mark.slow
 pytest.importorskip("vllm")
 
-from workers.vllm_worker import VLLMServer, free_port  # noqa: E402
+from workers.vllm.worker import VLLMServer, free_port  # noqa: E402
 
 SERVED = "smollm2"
 

@@ -4,7 +4,7 @@
 tokens in one cached forward pass, ``pair_scores`` + ``bradley_terry_loss`` train it,
 ``guide_rows`` is one guided decoding step and ``VerifierLogitsProcessor`` runs it inside
 ``workers.decoding.decode_batch``. ``train_verifier`` trains it on triplets from
-``workers.verifier.synthesis`` (imported on its own: it reads data sets and answers through
+``system2.pipelines.verifier_triplets`` (imported on its own: it reads data sets and answers through
 ``orchestrator``), and the step verifiers of ``steps`` score whole reasoning steps.
 """
 

@@ -1,7 +1,7 @@
 """One step of LLM2 verifier guidance over a batch of rows, for any decode loop.
 
 ``guide_rows`` is the step both the transformers processor (``VerifierLogitsProcessor``)
-and the vLLM engine adapters (``workers.vllm_processors``) run: V_t from each row's raw
+and the vLLM engine adapters (``workers.vllm.processors``) run: V_t from each row's raw
 logits (``plausible_candidates``), the scorer's s(x_<t, v) for v in V_t (one call for every
 guided row), then z* = z + beta * s on V_t and -inf elsewhere (``guided_logits``). Scoring
 is behind ``CandidateScorer`` so the engine can plug in any scorer; ``VerifierScorer`` is the

@@ -1,0 +1,159 @@
+"""The ``system2`` command line: ask, eval, report, graph, models, router and verifier."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator.orchestrator import Orchestrator
+from orchestrator.types import Query, TaskType
+from system2.assembly import build_orchestrator
+from system2.cli.graph_cmd import graph
+from system2.cli.models_cmd import app as models_app
+from system2.cli.output import console, err, fail
+from system2.cli.router_cmd import app as router_app
+from system2.cli.verifier_cmd import app as verifier_app
+from system2.config import ConfigError, System2Config, load_config
+from system2.logging import configure_logging
+from workers.errors import CatalogError
+
+__all__ = ["app", "default_config_path"]
+
+app = typer.Typer(
+    help="system2: better answers from pools of language models.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+app.add_typer(router_app, name="router")
+app.add_typer(verifier_app, name="verifier")
+app.command()(graph)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config (default: built-in)")
+]
+
+
+def default_config_path() -> Path:
+    """The built-in config: Qwen2.5-Coder-0.5B-Instruct, self-consistency over 5 samples."""
+    return Path(str(resources.files("system2") / "configs" / "default.yaml"))
+
+
+def _load_config(config: Path | None) -> System2Config:
+    """Read the config and set up logging from it (before anything else logs)."""
+    try:
+        cfg = load_config(config or default_config_path())
+    except ConfigError as exc:
+        raise fail(exc) from None
+    configure_logging(cfg.logging.format, cfg.logging.level)
+    return cfg
+
+
+def _build(cfg: System2Config) -> Orchestrator:
+    """Build the workers (loads the models) and the policy."""
+    try:
+        return build_orchestrator(cfg)
+    except (ConfigError, CatalogError) as exc:
+        raise fail(exc) from None
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="the question to answer")],
+    config: ConfigOption = None,
+    task: Annotated[TaskType, typer.Option(help="task type: how the answer is read")] = "math",
+    as_json: Annotated[bool, typer.Option("--json", help="print the whole Answer as JSON")] = False,
+) -> None:
+    """Answer one question and print the answer (and, with --json, its trace)."""
+    orch = _build(_load_config(config))
+
+    async def run() -> None:
+        async with orch:
+            answer = await orch.answer(Query(text=question, task=task))
+        if as_json:
+            typer.echo(answer.model_dump_json(indent=2))
+            return
+        console.print(answer.text.strip(), highlight=False)
+        console.rule()
+        vote = answer.trace.vote
+        margin = f", vote margin {vote.margin:.2f}" if vote else ""
+        console.print(
+            f"[bold]answer:[/bold] {answer.answer}  ({answer.status}, "
+            f"{answer.usage.completion_tokens} tokens, {answer.usage.wall_seconds:.1f} s{margin})",
+            highlight=False,
+        )
+        for failure in answer.trace.failures:
+            err.print(f"[yellow]note:[/yellow] {failure}", highlight=False)
+
+    asyncio.run(run())
+
+
+@app.command("eval")
+def eval_(
+    dataset: Annotated[
+        str, typer.Argument(help="gsm_symbolic, humaneval, or a reasoning-gym task")
+    ],
+    out: Annotated[Path, typer.Option(help="run file (JSONL); rerun to resume")],
+    config: ConfigOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="number of items")] = 30,
+    seed: Annotated[int, typer.Option(help="seed that generates / selects the items")] = 0,
+    retry_failed: Annotated[bool, typer.Option(help="rerun items recorded as failed")] = False,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="items in flight at once (lets the worker batch them)")
+    ] = 1,
+) -> None:
+    """Evaluate a config on a dataset; resumable, with a summary table at the end."""
+    from system2.evaluation import load_dataset, print_summary, run_eval
+
+    cfg = _load_config(config)
+    try:
+        items = load_dataset(dataset, limit=limit, seed=seed)
+    except ValueError as exc:
+        raise fail(exc) from None
+    orch = _build(cfg)
+    run_config = {
+        "dataset": dataset,
+        "limit": limit,
+        "seed": seed,
+        "config": json.loads(cfg.model_dump_json()),
+    }
+
+    async def run() -> None:
+        async with orch:
+            summary = await run_eval(
+                items,
+                orch.answer,
+                out,
+                run_config=run_config,
+                retry_failed=retry_failed,
+                concurrency=concurrency,
+            )
+        print_summary(summary, console=console)
+
+    try:
+        asyncio.run(run())
+    except ValueError as exc:  # a run file made with another config
+        raise fail(exc) from None
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="run files written by system2 eval")],
+    plot: Annotated[Path, typer.Option(help="PNG plot of accuracy vs generated tokens")] = Path(
+        "report.png"
+    ),
+) -> None:
+    """Compare runs in a table and plot accuracy against generated tokens."""
+    from system2.evaluation import compare, load_run, plot_accuracy_vs_tokens, print_report
+
+    rows = compare([load_run(p) for p in runs])
+    print_report(rows, console=console)
+    plot_accuracy_vs_tokens(rows, plot)
+    console.print(f"plot written to {plot}")
+
+
+def main() -> None:
+    app()

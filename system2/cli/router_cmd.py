@@ -1,0 +1,191 @@
+"""``system2 router``: collect SelectLLM labels and train the query router."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from system2.cli.output import console, fail
+from system2.config import ConfigError, load_config
+from system2.logging import configure_logging
+from workers.errors import CatalogError
+
+if TYPE_CHECKING:
+    from policies.selectllm.train import RouterMetrics
+    from system2.pipelines.router_labels import LabelStats
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="SelectLLM's query router: collect per-model labels, then train it.",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def collect(
+    datasets: Annotated[
+        list[str], typer.Argument(help="one or more data sets (mixed into one label set)")
+    ],
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML config: its models")],
+    out: Annotated[Path, typer.Option(help="labels file (JSONL); rerun to resume")],
+    limit: Annotated[int, typer.Option(min=1, help="items per data set")] = 100,
+    seed: Annotated[int, typer.Option(help="seed that generates / selects the items")] = 0,
+    samples: Annotated[int, typer.Option(min=1, help="samples per (item, model)")] = 10,
+    temperature: Annotated[float, typer.Option(min=0.0, help="sampling temperature")] = 0.7,
+    max_tokens: Annotated[int, typer.Option(min=1, help="tokens per sample")] = 512,
+    sample_seed: Annotated[int, typer.Option(help="seed of the samples")] = 0,
+    retry_failed: Annotated[bool, typer.Option(help="rerun pairs recorded as failed")] = False,
+    concurrency: Annotated[int, typer.Option(min=1, help="pairs in flight at once")] = 1,
+) -> None:
+    """Label every (item, model): is the model's majority answer over SAMPLES right?"""
+    from system2.evaluation import load_dataset
+    from system2.pipelines.router_labels import collect_labels
+    from workers.config import build_worker
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        raise fail(exc) from None
+    configure_logging(cfg.logging.format, cfg.logging.level)
+    try:
+        items = [it for name in datasets for it in load_dataset(name, limit=limit, seed=seed)]
+    except ValueError as exc:
+        raise fail(exc) from None
+    run_config = {
+        "datasets": datasets,
+        "limit": limit,
+        "seed": seed,
+        "worker_configs": {m: json.loads(w.model_dump_json()) for m, w in cfg.models.items()},
+    }
+    try:
+        workers = {name: build_worker(name, wc) for name, wc in cfg.models.items()}
+    except CatalogError as exc:
+        raise fail(exc) from None
+
+    async def run() -> dict[str, LabelStats]:
+        try:
+            return await collect_labels(
+                items,
+                workers,
+                out,
+                samples=samples,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                seed=sample_seed,
+                prompts=cfg.prompts,
+                run_config=run_config,
+                retry_failed=retry_failed,
+                concurrency=concurrency,
+                console=console,
+            )
+        finally:
+            await asyncio.gather(*(w.close() for w in workers.values()))
+
+    try:
+        stats = asyncio.run(run())
+    except ValueError as exc:  # a labels file made with another config
+        raise fail(exc) from None
+    _print_label_stats(stats)
+
+
+@app.command()
+def train(
+    labels: Annotated[Path, typer.Argument(help="labels file written by `router collect`")],
+    out: Annotated[Path, typer.Option(help="directory to write the router into")],
+    seed: Annotated[int, typer.Option(help="seed of the split and the training")] = 0,
+    val_fraction: Annotated[float, typer.Option(min=0.01, max=0.99)] = 0.2,
+    epochs: Annotated[int, typer.Option(min=1)] = 100,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    hidden: Annotated[int, typer.Option(min=1)] = 256,
+    embedder: Annotated[str, typer.Option(help="catalog name of the embedder")] = (
+        "all-minilm-l6-v2"
+    ),
+) -> None:
+    """Train the router on collected labels; print its validation metrics."""
+    from policies.selectllm.train import train_router
+    from system2.pipelines.router_labels import read_labels
+    from workers.embedder import SentenceEmbedder
+
+    try:
+        header, records = read_labels(labels)
+    except (OSError, ValueError) as exc:
+        raise fail(exc) from None
+    if header is None or not records:
+        raise fail(f"{labels}: no labels (is it a file written by `system2 router collect`?)")
+    try:
+        text_embedder = SentenceEmbedder.load(embedder)
+        router, metrics = train_router(
+            list(records.values()),
+            text_embedder,
+            seed=seed,
+            val_fraction=val_fraction,
+            epochs=epochs,
+            lr=lr,
+            hidden=hidden,
+            models=header.get("models"),
+        )
+    except (CatalogError, ValueError) as exc:
+        raise fail(exc) from None
+    router.save(out)
+    _print_metrics(metrics)
+    console.print(f"router written to {out}", highlight=False)
+
+
+def _print_label_stats(stats: dict[str, LabelStats]) -> None:
+    table = Table(title="labels")
+    table.add_column("model", style="bold")
+    for column in ("pairs", "right", "failed", "mean seconds", "mean gen. tokens"):
+        table.add_column(column, justify="right")
+    for model, s in stats.items():
+        rate = f" ({s.positives / s.labelled:.0%})" if s.labelled else ""
+        table.add_row(
+            model,
+            str(s.pairs),
+            f"{s.positives}{rate}",
+            str(s.failed),
+            _num(s.mean_seconds, "{:.2f}"),
+            _num(s.mean_completion_tokens, "{:.1f}"),
+        )
+    console.print(table)
+
+
+def _print_metrics(metrics: RouterMetrics) -> None:
+    table = Table(title=f"validation ({metrics.val_items} items; trained on {metrics.train_items})")
+    table.add_column("model", style="bold")
+    for column in ("n", "right", "accuracy", "precision", "recall", "F1"):
+        table.add_column(column, justify="right")
+    for model, m in metrics.per_model.items():
+        table.add_row(
+            model,
+            str(m.n),
+            f"{m.positive_rate:.0%}",
+            f"{m.accuracy:.1%}",
+            _num(m.precision, "{:.2f}"),
+            _num(m.recall, "{:.2f}"),
+            _num(m.f1, "{:.2f}"),
+        )
+    table.add_row(
+        "all (micro)",
+        "",
+        "",
+        f"{metrics.micro_accuracy:.1%}",
+        "",
+        "",
+        _num(metrics.micro_f1, "{:.2f}"),
+    )
+    console.print(table)
+    console.print(
+        f"validation NLL: {metrics.nll_raw:.3f} raw, {metrics.nll_calibrated:.3f} calibrated",
+        highlight=False,
+    )
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None or math.isnan(value) else fmt.format(value)

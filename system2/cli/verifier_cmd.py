@@ -1,0 +1,435 @@
+"""``system2 verifier``: the LLM2 token verifier loop, synthesize -> train -> eval.
+
+The generator is ``--model`` (a catalog name or a local directory, run in-process), or a
+model of a ``--config`` (``--name``; default: the policy's first model), or, with neither,
+the built-in config's model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, cast
+
+import typer
+from rich.table import Table
+
+from system2.cli.output import console, fail
+from system2.config import ConfigError, System2Config, load_config
+from system2.logging import configure_logging
+from workers.errors import CatalogError
+
+if TYPE_CHECKING:
+    from orchestrator.aggregation.verifier_vote import PathAggregate
+    from orchestrator.prompts import PromptConfig
+    from orchestrator.types import TaskType
+    from workers.base import Worker
+    from workers.verifier import TrainableMode
+    from workers.verifier.steps import StepVerifier
+    from workers.verifier.train import TrainingMetrics
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="LLM2 token verifier: synthesize triplets, train the verifier, evaluate guidance.",
+    no_args_is_help=True,
+)
+
+DatasetArg = Annotated[str, typer.Argument(help="gsm_symbolic or another numeric task")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config whose model to use")
+]
+NameOpt = Annotated[
+    str | None, typer.Option("--name", help="which model of --config (default: the policy's first)")
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="catalog name or local directory (instead of --config)"),
+]
+ThreadsOpt = Annotated[int | None, typer.Option(min=1, help="torch CPU threads (with --model)")]
+
+
+class _Generator:
+    """The worker to use, the prompts to pose with, and what to record about them."""
+
+    def __init__(
+        self,
+        worker: Worker,
+        prompts: dict[TaskType, PromptConfig],
+        described: dict[str, Any],
+        checkpoint: str | None,
+    ) -> None:
+        self.worker = worker
+        self.prompts = prompts
+        self.described = described
+        self.checkpoint = checkpoint
+
+
+def _generator(
+    config: Path | None,
+    name: str | None,
+    model: str | None,
+    threads: int | None,
+    verifier: Path | None = None,
+) -> _Generator:
+    """Build the generator's worker (loads the model; attaches ``verifier`` if given)."""
+    from workers.config import (
+        TransformersWorkerConfig,
+        VerifierConfig,
+        VLLMWorkerConfig,
+        WorkerConfig,
+        build_worker,
+    )
+
+    wc: WorkerConfig
+    if model is not None:
+        if config is not None:
+            raise fail("give --model or --config, not both")
+        configure_logging("console", "warning")  # the built-in config's logging
+        wc = TransformersWorkerConfig(
+            model=model,
+            threads=threads,
+            verifier=VerifierConfig(path=str(verifier)) if verifier else None,
+        )
+        worker_name, prompts = model, {}
+    else:
+        cfg = _config(config)
+        worker_name = name or cfg.policy.models[0]
+        if worker_name not in cfg.models:
+            raise fail(f"no model {worker_name!r} in the config ({', '.join(cfg.models)})")
+        declared = cfg.models[worker_name]
+        if verifier is not None:
+            if not isinstance(declared, TransformersWorkerConfig | VLLMWorkerConfig):
+                raise fail(
+                    f"model {worker_name!r} is not a transformers or vllm worker; use --model"
+                )
+            declared = declared.model_copy(update={"verifier": VerifierConfig(path=str(verifier))})
+        wc, prompts = declared, dict(cfg.prompts)
+    checkpoint = wc.model if isinstance(wc, TransformersWorkerConfig | VLLMWorkerConfig) else None
+    try:
+        worker = build_worker(worker_name, wc)
+    except (CatalogError, ValueError) as exc:
+        raise fail(exc) from None
+    described = {"worker": json.loads(wc.model_dump_json()), "generator": checkpoint}
+    return _Generator(worker, prompts, described, checkpoint)
+
+
+def _token_step_verifier(worker: Worker) -> StepVerifier | None:
+    """The worker's attached token verifier as a step verifier (None on engines that keep
+    it out of reach, such as vLLM's engine process)."""
+    from workers.transformers_worker import TransformersWorker
+    from workers.verifier import TokenStepVerifier
+
+    if not isinstance(worker, TransformersWorker) or worker.verifier is None:
+        return None
+    return TokenStepVerifier(worker.verifier, worker.tokenizer)
+
+
+def _config(path: Path | None) -> System2Config:
+    from system2.cli.main import default_config_path
+
+    try:
+        cfg = load_config(path or default_config_path())
+    except ConfigError as exc:
+        raise fail(exc) from None
+    configure_logging(cfg.logging.format, cfg.logging.level)
+    return cfg
+
+
+@app.command()
+def synthesize(
+    out: Annotated[Path, typer.Option(help="triplets file (JSONL); rerun to resume")],
+    dataset: DatasetArg = "gsm_symbolic",
+    config: ConfigOpt = None,
+    name: NameOpt = None,
+    model: ModelOpt = None,
+    threads: ThreadsOpt = None,
+    limit: Annotated[int, typer.Option(min=1, help="items")] = 20,
+    seed: Annotated[int, typer.Option(help="seed that generates the items")] = 0,
+    references: Annotated[int, typer.Option(min=1, help="correct references per item")] = 1,
+    reference_samples: Annotated[
+        int, typer.Option(min=0, help="sampled tries for references after the greedy one")
+    ] = 4,
+    gold_rationale: Annotated[
+        bool, typer.Option(help="fall back to the task's gold rationale")
+    ] = False,
+    positions: Annotated[int, typer.Option(min=1, help="positions per reference")] = 4,
+    alternatives: Annotated[int, typer.Option(min=1, help="alternatives per position")] = 3,
+    rollouts: Annotated[int, typer.Option(min=1, help="rollouts per token")] = 4,
+    margin: Annotated[float, typer.Option(help="negative if acc <= gold acc - margin")] = 0.5,
+    threshold: Annotated[float, typer.Option(help="explore where p(gold) < threshold")] = 0.9,
+    alpha: Annotated[float, typer.Option(help="alternatives need p >= alpha * max p")] = 0.1,
+    plausible_gold: Annotated[
+        bool, typer.Option(help="explore only where the gold token is alpha-plausible too")
+    ] = True,
+    temperature: Annotated[float, typer.Option(help="of samples and rollouts")] = 0.7,
+    max_tokens: Annotated[int, typer.Option(min=1, help="per reference / rollout")] = 384,
+    sample_seed: Annotated[int, typer.Option(help="seed of samples and rollouts")] = 0,
+    concurrency: Annotated[int, typer.Option(min=1, help="items in flight at once")] = 1,
+    retry_failed: Annotated[bool, typer.Option(help="rerun items recorded as failed")] = False,
+) -> None:
+    """Explore token alternatives of correct solutions; write (position, x+, x-) triplets."""
+    from system2.evaluation import load_dataset
+    from system2.pipelines.verifier_triplets import ExplorationSettings, synthesize_triplets
+
+    try:
+        settings = ExplorationSettings(
+            references=references,
+            reference_samples=reference_samples,
+            gold_rationale=gold_rationale,
+            alternatives=alternatives,
+            positions=positions,
+            gold_prob_threshold=threshold,
+            alpha=alpha,
+            plausible_gold=plausible_gold,
+            rollouts=rollouts,
+            margin=margin,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=sample_seed,
+        )
+        items = load_dataset(dataset, limit=limit, seed=seed)
+    except ValueError as exc:
+        raise fail(exc) from None
+    gen = _generator(config, name, model, threads)
+    # No limit here: a later run with a larger --limit extends the same file.
+    run_config = {"dataset": dataset, "seed": seed, **gen.described}
+
+    async def run() -> None:
+        try:
+            stats = await synthesize_triplets(
+                items,
+                gen.worker,
+                out,
+                settings=settings,
+                prompts=gen.prompts,
+                run_config=run_config,
+                retry_failed=retry_failed,
+                concurrency=concurrency,
+                console=console,
+            )
+        finally:
+            await gen.worker.close()
+        table = Table(title=f"triplets: {out.name}", show_header=False)
+        for key, value in vars(stats).items():
+            table.add_row(
+                key.replace("_", " "), f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"
+            )
+        console.print(table)
+
+    try:
+        asyncio.run(run())
+    except ValueError as exc:  # a triplets file made with other settings
+        raise fail(exc) from None
+
+
+@app.command()
+def train(
+    triplets: Annotated[Path, typer.Argument(help="file written by `verifier synthesize`")],
+    out: Annotated[Path, typer.Option(help="directory to save the verifier into")],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="generator (default: the file's)")
+    ] = None,
+    threads: ThreadsOpt = None,
+    mode: Annotated[str, typer.Option(help="head | last_layers | full | lora")] = "last_layers",
+    layers: Annotated[int, typer.Option(min=1, help="trained layers in last_layers mode")] = 2,
+    lora_rank: Annotated[int, typer.Option(min=1)] = 8,
+    epochs: Annotated[int, typer.Option(min=1)] = 2,
+    batch: Annotated[int, typer.Option(min=1, help="sequences per step")] = 8,
+    lr: Annotated[float, typer.Option(min=0.0, help="backbone learning rate")] = 2e-5,
+    head_lr: Annotated[float, typer.Option(min=0.0, help="the head's learning rate")] = 1e-3,
+    val_fraction: Annotated[float, typer.Option(min=0.0, max=0.95)] = 0.2,
+    seed: Annotated[int, typer.Option(help="seed of the split, shuffles and init")] = 0,
+) -> None:
+    """Train the verifier (Bradley-Terry on packed triplets); save it with metrics.json."""
+    import torch
+
+    from system2.pipelines.verifier_triplets import prompt_from_json, read_triplets
+    from workers.transformers_worker import TransformersWorker, encode_prompt
+    from workers.verifier import (
+        TokenVerifier,
+        TrainSettings,
+        examples_from_records,
+        split_by_item,
+        train_verifier,
+        write_metrics,
+    )
+
+    if mode not in ("head", "last_layers", "full", "lora"):
+        raise fail(f"unknown mode {mode!r}: head, last_layers, full or lora")
+    try:
+        header, records = read_triplets(triplets)
+    except (OSError, ValueError) as exc:
+        raise fail(exc) from None
+    generator = model or (header or {}).get("generator")
+    if not generator:
+        raise fail(f"{triplets}: no generator recorded; pass --model")
+    settings = TrainSettings(
+        mode=cast("TrainableMode", mode),
+        trainable_layers=layers,
+        lora_rank=lora_rank,
+        epochs=epochs,
+        batch_size=batch,
+        lr=lr,
+        head_lr=head_lr,
+        val_fraction=val_fraction,
+        seed=seed,
+    )
+    try:
+        worker = TransformersWorker.load(generator, threads=threads)
+    except (CatalogError, OSError) as exc:
+        raise fail(exc) from None
+    tokenizer = worker.tokenizer
+    examples = examples_from_records(
+        list(records.values()), lambda p: encode_prompt(tokenizer, prompt_from_json(p))
+    )
+    if not examples:
+        raise fail(f"{triplets}: no triplets to train on")
+    train_set, val_set = split_by_item(examples, settings.val_fraction, settings.seed)
+    torch.manual_seed(settings.seed)
+    try:
+        verifier = TokenVerifier.from_generator(
+            worker.model,
+            trainable=settings.mode,
+            trainable_layers=settings.trainable_layers,
+            lora_rank=settings.lora_rank,
+            base_model=generator,
+        )
+    except (ImportError, ValueError) as exc:
+        raise fail(exc) from None
+    from system2.evaluation.runfile import run_progress
+
+    bar = run_progress("train", console=console, enabled=True)
+    with bar:
+        task = bar.add_task("", total=None)
+
+        def on_step(step: int, steps: int, loss: float) -> None:
+            bar.update(task, completed=step, total=steps, description=f"loss {loss:.4f}")
+
+        metrics = train_verifier(verifier, train_set, val_set, settings, on_step=on_step)
+    verifier.save(out)
+    write_metrics(metrics, out)
+    _print_training(metrics)
+    console.print(f"verifier written to {out}", highlight=False)
+
+
+def _print_training(metrics: TrainingMetrics) -> None:
+    table = Table(
+        title=(
+            f"training: {metrics.train_triplets} triplets / {metrics.train_items} items, "
+            f"validation: {metrics.val_triplets} / {metrics.val_items}"
+        )
+    )
+    for column in ("epoch", "train loss", "val loss", "val pairwise acc.", "seconds"):
+        table.add_column(column, justify="right")
+    for e in metrics.epochs:
+        table.add_row(
+            str(e.epoch),
+            "-" if e.train_loss is None else f"{e.train_loss:.4f}",
+            "-" if e.val_loss is None else f"{e.val_loss:.4f}",
+            "-" if e.val_accuracy is None else f"{e.val_accuracy:.1%}",
+            f"{e.seconds:.1f}",
+        )
+    console.print(table)
+
+
+@app.command("eval")
+def eval_(
+    verifier: Annotated[Path, typer.Option(help="directory written by `verifier train`")],
+    out_dir: Annotated[Path, typer.Option(help="one run file per mode; rerun to resume")],
+    dataset: DatasetArg = "gsm_symbolic",
+    config: ConfigOpt = None,
+    name: NameOpt = None,
+    model: ModelOpt = None,
+    threads: ThreadsOpt = None,
+    limit: Annotated[int, typer.Option(min=1, help="items")] = 20,
+    seed: Annotated[
+        int, typer.Option(help="seed of the items: keep it away from the training seeds")
+    ] = 1000,
+    modes: Annotated[
+        str, typer.Option(help="comma-separated: greedy,guided_greedy,sc,guided_sc")
+    ] = "greedy,guided_greedy,sc,guided_sc",
+    k: Annotated[int, typer.Option(min=1, help="samples of the SC modes")] = 5,
+    beta: Annotated[float, typer.Option(min=0.0)] = 0.25,
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.1,
+    top_k: Annotated[int, typer.Option(min=0, help="most candidates per step")] = 10,
+    temperature: Annotated[float, typer.Option(min=0.0, help="of the SC modes")] = 0.7,
+    max_tokens: Annotated[int, typer.Option(min=1)] = 512,
+    sample_seed: Annotated[int, typer.Option(help="seed of the SC samples")] = 0,
+    concurrency: Annotated[int, typer.Option(min=1, help="items in flight at once")] = 1,
+    verifier_vote: Annotated[
+        bool,
+        typer.Option(help="also re-vote each SC mode's candidates weighted by the verifier"),
+    ] = True,
+    vote_aggregate: Annotated[
+        str, typer.Option(help="path score from step scores: min, mean, last")
+    ] = "min",
+) -> None:
+    """Greedy vs guided greedy and SC@k vs guided SC@k on the same items (and, with
+    --verifier-vote, each SC mode's candidates voting with the token verifier's step
+    scores); print the table."""
+    from system2.evaluation import load_dataset
+    from system2.evaluation.guided import (
+        GUIDED_MODES,
+        GuidedComparison,
+        GuidedMode,
+        compare_guided,
+        print_guided,
+    )
+
+    if vote_aggregate not in ("min", "mean", "last"):
+        raise fail(f"unknown --vote-aggregate {vote_aggregate!r}; known: min, mean, last")
+    aggregate = cast("PathAggregate", vote_aggregate)
+    chosen: list[GuidedMode] = []
+    for mode in (m.strip() for m in modes.split(",") if m.strip()):
+        if mode not in GUIDED_MODES:
+            raise fail(f"unknown mode {mode!r}; known: {', '.join(GUIDED_MODES)}")
+        chosen.append(mode)
+    try:
+        settings = GuidedComparison(
+            beta=beta,
+            alpha=alpha,
+            top_k=top_k,
+            k=k,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=sample_seed,
+        )
+        for mode in chosen:
+            settings.strategy(mode)  # invalid combinations fail before the model loads
+        items = load_dataset(dataset, limit=limit, seed=seed)
+    except ValueError as exc:
+        raise fail(exc) from None
+    gen = _generator(config, name, model, threads, verifier=verifier)
+    run_config = {
+        "dataset": dataset,
+        "limit": limit,
+        "seed": seed,
+        "verifier": str(verifier),
+        **gen.described,
+    }
+
+    async def run() -> None:
+        try:
+            results = await compare_guided(
+                items,
+                gen.worker,
+                out_dir,
+                settings=settings,
+                modes=chosen,
+                prompts=gen.prompts,
+                run_config=run_config,
+                concurrency=concurrency,
+                console=console,
+                step_verifier=_token_step_verifier(gen.worker) if verifier_vote else None,
+                aggregate=aggregate,
+            )
+        finally:
+            await gen.worker.close()
+        print_guided(results, console=console)
+
+    try:
+        asyncio.run(run())
+    except ValueError as exc:  # a run file made with another config
+        raise fail(exc) from None
