@@ -32,7 +32,7 @@ import httpx
 
 from benchmarks.common import report
 from workers.base import GenerateRequest, GenerateResult, SamplingParams, Worker
-from workers.openai_worker import OpenAIWorker
+from workers.openai.worker import OpenAIWorker
 from workers.pool import WorkerPool
 
 SERVED = "bench"
@@ -171,7 +171,8 @@ def ratio(rows: Sequence[Row], backend: str) -> float | None:
 
 def run(args: argparse.Namespace) -> None:
     from workers.transformers_worker import TransformersWorker
-    from workers.vllm.worker import VLLMServer, VLLMWorker
+    from workers.vllm.server import VLLMServer
+    from workers.vllm.worker import VLLMWorker
 
     concurrency = [int(c) for c in args.concurrency.split(",") if c]
     eager = not args.compile

@@ -24,7 +24,7 @@ from workers.base import Worker
 from workers.errors import WorkerFailure
 
 if TYPE_CHECKING:
-    from workers.verifier.steps import StepVerifier
+    from workers.base import StepVerifier
 
 __all__ = ["Orchestrator"]
 

@@ -1,16 +1,23 @@
 """``CallRecorder``: every worker call a strategy makes goes through here, so each is
-charged to the query's usage and written to its trace the same way."""
+charged to the query's usage and written to its trace the same way.
+
+It is the only writer of the trace's generations and candidates; strategies hand it what
+they made (``record_candidates``) and never read the trace back. The cost of a block of
+calls comes from it too: ``mark()`` before the block, ``cost_since(mark)`` after.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
 
-from orchestrator.types import CallKind, GenerationRecord, Trace, Usage
+from orchestrator.errors import NoStepVerifierError, UnknownWorkerError
+from orchestrator.types import CallKind, Candidate, GenerationRecord, Trace, Usage
 from workers.base import (
     GenerateRequest,
     GenerateResult,
@@ -22,9 +29,9 @@ from workers.base import (
 from workers.errors import WorkerFailure
 
 if TYPE_CHECKING:
-    from workers.verifier.steps import StepVerifier
+    from workers.base import StepVerifier
 
-__all__ = ["STEP_VERIFIER", "CallRecorder", "NoStepVerifierError", "UnknownWorkerError"]
+__all__ = ["STEP_VERIFIER", "CallCost", "CallMark", "CallRecorder"]
 
 STEP_VERIFIER = "step_verifier"
 """The name step-verifier calls are charged to in usage and the trace."""
@@ -32,17 +39,24 @@ STEP_VERIFIER = "step_verifier"
 log = structlog.get_logger(__name__)
 
 
-class UnknownWorkerError(KeyError):
-    def __init__(self, model: str, known: list[str]) -> None:
-        super().__init__(f"no worker for model {model!r}; configured: {', '.join(known)}")
+@dataclass(frozen=True)
+class CallMark:
+    """A point in a query's worker calls (``CallRecorder.mark``)."""
+
+    calls: int
+    started: float
 
 
-class NoStepVerifierError(LookupError):
-    def __init__(self) -> None:
-        super().__init__(
-            "this strategy asks for a step verifier (vote or value 'verifier') but the "
-            "orchestrator has none: declare a top-level `step_verifier:` in the config"
-        )
+@dataclass(frozen=True)
+class CallCost:
+    """What the calls since a mark cost: their number, tokens, summed worker seconds and
+    the wall-clock seconds since the mark. Failed calls count (with their seconds)."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    wall_seconds: float = 0.0
 
 
 class CallRecorder:
@@ -55,9 +69,30 @@ class CallRecorder:
         step_verifier: StepVerifier | None = None,
     ) -> None:
         self._workers = workers
-        self.usage = usage
-        self.trace = trace
+        self._usage = usage
+        self._trace = trace
         self.step_verifier = step_verifier
+
+    def record_candidates(self, candidates: Iterable[Candidate]) -> None:
+        """Keep ``candidates`` in the trace, as soon as they are made: a later worker
+        failure fails the query but leaves them there."""
+        self._trace.candidates.extend(candidates)
+
+    def mark(self) -> CallMark:
+        """The point to measure a block of calls from (``cost_since``)."""
+        return CallMark(calls=len(self._trace.generations), started=time.perf_counter())
+
+    def cost_since(self, mark: CallMark) -> CallCost:
+        """What every call recorded since ``mark`` cost (calls running concurrently with
+        the block, from elsewhere in the query, count too)."""
+        records = self._trace.generations[mark.calls :]
+        return CallCost(
+            calls=len(records),
+            prompt_tokens=sum(r.prompt_tokens for r in records),
+            completion_tokens=sum(r.completion_tokens for r in records),
+            seconds=sum(r.seconds for r in records),
+            wall_seconds=time.perf_counter() - mark.started,
+        )
 
     def require_step_verifier(self) -> StepVerifier:
         if self.step_verifier is None:
@@ -77,8 +112,8 @@ class CallRecorder:
             self._record_failure(STEP_VERIFIER, "score_steps", len(paths), started, exc)
             raise
         seconds = time.perf_counter() - started
-        self.usage.add(STEP_VERIFIER, 0, 0, seconds)
-        self.trace.generations.append(
+        self._usage.add(STEP_VERIFIER, 0, 0, seconds)
+        self._trace.generations.append(
             GenerationRecord(
                 model=STEP_VERIFIER,
                 kind="score_steps",
@@ -105,8 +140,8 @@ class CallRecorder:
             self._record_failure(model, "generate", request.params.n, started, exc)
             raise
         u = result.usage
-        self.usage.add(model, u.prompt_tokens, u.completion_tokens, u.seconds)
-        self.trace.generations.append(
+        self._usage.add(model, u.prompt_tokens, u.completion_tokens, u.seconds)
+        self._trace.generations.append(
             GenerationRecord(
                 model=model,
                 kind="generate",
@@ -132,8 +167,8 @@ class CallRecorder:
             self._record_failure(model, "score", n, started, exc)
             raise
         u = result.usage
-        self.usage.add(model, u.prompt_tokens, 0, u.seconds)
-        self.trace.generations.append(
+        self._usage.add(model, u.prompt_tokens, 0, u.seconds)
+        self._trace.generations.append(
             GenerationRecord(
                 model=model,
                 kind="score",
@@ -153,7 +188,7 @@ class CallRecorder:
     ) -> None:
         seconds = time.perf_counter() - started
         reason = exc.reason if isinstance(exc, WorkerFailure) else f"{type(exc).__name__}: {exc}"
-        self.trace.generations.append(
+        self._trace.generations.append(
             GenerationRecord(
                 model=model,
                 kind=kind,
@@ -164,5 +199,5 @@ class CallRecorder:
                 error=reason,
             )
         )
-        self.trace.failures.append(f"{kind} on {model}: {reason}")
+        self._trace.failures.append(f"{kind} on {model}: {reason}")
         log.warning("worker_call_failed", model=model, kind=kind, reason=reason)

@@ -1,38 +1,72 @@
 """Deciding what to run: routing policies turn a query into a ``Plan``.
 
 The seam (``RoutingPolicy``, ``Plan``) belongs to the orchestrator; this package holds its
-implementations: constant plans (fixed, all, cascade), random subsets, round robin, and the
-learned SelectLLM router (``policies.selectllm``).
+implementations: constant plans (``fixed``, ``all``, ``cascade``), random subsets, round
+robin, and the learned SelectLLM router (``policies.selectllm``), each with its config, and
+``build_policy``, which builds one from its config. Training the router and loading a saved
+one need torch: import them from ``policies.selectllm.train`` and ``.router``.
 """
 
 from __future__ import annotations
 
 from orchestrator.routing import Plan, RoutingPolicy
-from policies.config import POLICY_BUILDERS, PolicyConfig, build_policy
-from policies.fixed import FixedPolicy, FixedPolicyConfig
-from policies.selectllm.policy import ConfidenceSource, SelectLLMPolicy, SelectLLMPolicyConfig
-from policies.selectllm.rules import (
+from policies.config import POLICY_BUILDERS, PolicyConfig, build_policy, policy_strategy
+from policies.constant import (
+    AllModelsPolicy,
+    AllModelsPolicyConfig,
+    CascadePolicy,
+    CascadePolicyConfig,
+    ConstantPolicy,
+    FixedPolicy,
+    FixedPolicyConfig,
+)
+from policies.errors import PolicyBuildError
+from policies.model_list import ModelListConfig
+from policies.random_subset import RandomSubsetPolicy, RandomSubsetPolicyConfig
+from policies.round_robin import RoundRobinPolicy, RoundRobinPolicyConfig
+from policies.selectllm import (
+    ConfidenceSource,
     Selection,
+    SelectionRule,
+    SelectLLMPolicy,
+    SelectLLMPolicyConfig,
+    build_selectllm_policy,
     labelled_max_conf,
     max_conf,
     rank_models,
+    rule_strategy_conflict,
     weighted_max_conf,
 )
 
 __all__ = [
     "POLICY_BUILDERS",
+    "AllModelsPolicy",
+    "AllModelsPolicyConfig",
+    "CascadePolicy",
+    "CascadePolicyConfig",
     "ConfidenceSource",
+    "ConstantPolicy",
     "FixedPolicy",
     "FixedPolicyConfig",
+    "ModelListConfig",
     "Plan",
+    "PolicyBuildError",
     "PolicyConfig",
+    "RandomSubsetPolicy",
+    "RandomSubsetPolicyConfig",
+    "RoundRobinPolicy",
+    "RoundRobinPolicyConfig",
     "RoutingPolicy",
     "SelectLLMPolicy",
     "SelectLLMPolicyConfig",
     "Selection",
+    "SelectionRule",
     "build_policy",
+    "build_selectllm_policy",
     "labelled_max_conf",
     "max_conf",
+    "policy_strategy",
     "rank_models",
+    "rule_strategy_conflict",
     "weighted_max_conf",
 ]

@@ -1,5 +1,9 @@
 """Building a runnable ``Orchestrator`` from a validated config: workers, step verifier and
-routing policy, injected into the orchestrator (which itself knows nothing of YAML)."""
+routing policy, injected into the orchestrator (which itself knows nothing of YAML).
+
+A policy that cannot be built (``PolicyBuildError``, e.g. a SelectLLM router that is
+missing or trained for other models) is a ``ConfigError`` naming the config file and the
+key path (``policy.router``)."""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ from pathlib import Path
 
 from orchestrator.orchestrator import Orchestrator
 from policies.config import build_policy
-from system2.config import System2Config, load_config
+from policies.errors import PolicyBuildError
+from system2.config import ConfigError, System2Config, load_config
 from system2.logging import configure_logging
 from workers.config import build_worker
 from workers.step_verifier_config import build_step_verifier
@@ -17,12 +22,17 @@ __all__ = ["build_orchestrator", "load_orchestrator"]
 
 def build_orchestrator(config: System2Config) -> Orchestrator:
     """Build every declared worker (this loads the models), the step verifier and the
-    policy, and join them in an ``Orchestrator``."""
+    policy, and join them in an ``Orchestrator``; a policy that cannot be built is a
+    ``ConfigError``."""
     workers = {name: build_worker(name, wc) for name, wc in config.models.items()}
     step_verifier = None
     if config.step_verifier is not None:
         step_verifier = build_step_verifier(config.step_verifier, workers)
-    policy = build_policy(config.policy, config.strategy)
+    try:
+        policy = build_policy(config.policy, config.strategy)
+    except PolicyBuildError as exc:
+        where = f"{config.source}: policy.{exc.key} ({exc.value})"
+        raise ConfigError(f"{where}: {exc.problem}") from None
     return Orchestrator(
         workers,
         policy,

@@ -9,13 +9,17 @@ import pytest
 import structlog
 
 MODULES = [
-    "orchestrator.extraction",
+    "orchestrator.extraction.numbers",
+    "orchestrator.extraction.math_answer",
+    "orchestrator.extraction.by_task",
     "orchestrator.aggregation.voting",
     "orchestrator.aggregation.verifier_vote",
     "orchestrator.rerank.codersa",
-    "orchestrator.rerank.rerankers",
+    "orchestrator.rerank",
+    "orchestrator.rerank.task",
+    "orchestrator.rerank.registry",
     "orchestrator.orchestrator",
-    "policies.fixed",
+    "policies.constant",
     "policies.selectllm.rules",
     "policies.selectllm.policy",
     "workers.scripted",

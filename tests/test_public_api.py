@@ -39,6 +39,23 @@ def test_policies_exports() -> None:
         assert getattr(policies, name) is not None
 
 
+def test_policies_exports_every_policy_with_its_config() -> None:
+    """Every policy kind's class and config, the constant-plan base, the build error and
+    the SelectLLM policy are importable from ``policies``; the torch-backed router is not."""
+    expected = {
+        "ConstantPolicy", "FixedPolicy", "FixedPolicyConfig", "AllModelsPolicy",
+        "AllModelsPolicyConfig", "CascadePolicy", "CascadePolicyConfig", "RandomSubsetPolicy",
+        "RandomSubsetPolicyConfig", "RoundRobinPolicy", "RoundRobinPolicyConfig",
+        "SelectLLMPolicy", "SelectLLMPolicyConfig", "PolicyConfig", "PolicyBuildError",
+        "POLICY_BUILDERS", "policy_strategy",
+    }  # fmt: skip
+    assert expected <= set(policies.__all__)
+    assert sorted(policies.__all__) == sorted(set(policies.__all__))
+    assert "QueryRouter" not in policies.__all__
+    assert issubclass(policies.FixedPolicy, policies.ConstantPolicy)
+    assert issubclass(policies.PolicyBuildError, ValueError)
+
+
 def test_system2_is_the_front_door() -> None:
     """system2 exports config loading, assembly from YAML, and the query/answer types."""
     assert set(system2.__all__) == {

@@ -13,6 +13,8 @@ from workers.base import (
     SamplingParams,
     ScoreRequest,
     ScoreResult,
+    StepScale,
+    StepVerifier,
     TokenAlternative,
     Worker,
     WorkerUsage,
@@ -37,7 +39,9 @@ from workers.errors import (
     UnsupportedRequest,
     WorkerFailure,
 )
-from workers.pool import PoolStats, ReplicaStats, WorkerPool
+from workers.guidance_stats import GuidanceStats
+from workers.pool import WorkerPool
+from workers.pool_stats import PoolStats, ReplicaStats
 from workers.scripted import ScriptedWorker, cycle_texts
 
 __all__ = [
@@ -49,6 +53,7 @@ __all__ = [
     "GenerateRequest",
     "GenerateResult",
     "Guidance",
+    "GuidanceStats",
     "ModelNotPulledError",
     "OpenAIWorker",
     "OpenAIWorkerConfig",
@@ -63,6 +68,8 @@ __all__ = [
     "ScoreResult",
     "ScriptedWorker",
     "ScriptedWorkerConfig",
+    "StepScale",
+    "StepVerifier",
     "System2WorkerError",
     "TokenAlternative",
     "TransformersWorker",
@@ -93,7 +100,7 @@ def __getattr__(name: str) -> object:
 
         return VLLMWorker
     if name in ("OpenAIWorker", "RequestRejected"):
-        from workers import openai_worker
+        from workers.openai import worker as openai_worker
 
         return getattr(openai_worker, name)
     raise AttributeError(f"module 'workers' has no attribute {name!r}")

@@ -6,6 +6,11 @@ A backend answers two questions about one model:
   token ids, the model's log-probability of every sampled token, and why it stopped;
 * ``score(request)``: log P(continuation | prompt) for many continuations at once.
 
+What only some backends can do is asked through the seam too (``supports_guidance``,
+``guidance_stats``, ``decode_tokens``, ``token_step_verifier``); a backend that lacks it
+says so (None, False, or ``UnsupportedRequest`` with how to get it), so no caller needs to
+know which backend it holds.
+
 Balancing, retries and fail-over live above this seam (in pools), never inside a backend.
 Usage (tokens, seconds) is measured here so every strategy is charged the same way.
 """
@@ -14,11 +19,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workers.errors import UnsupportedRequest
+from workers.guidance_stats import GuidanceStats
 
 __all__ = [
     "ChatMessage",
@@ -32,6 +38,8 @@ __all__ = [
     "SamplingParams",
     "ScoreRequest",
     "ScoreResult",
+    "StepScale",
+    "StepVerifier",
     "TokenAlternative",
     "Worker",
     "WorkerUsage",
@@ -191,6 +199,20 @@ class ScoreResult(_Frozen):
     usage: WorkerUsage
 
 
+StepScale = Literal["probability", "logit"]
+"""What a step score is: P(step correct) in [0, 1], or a real-valued (Bradley-Terry) logit."""
+
+
+class StepVerifier(Protocol):
+    """Scores each step of a reply to ``prompt`` (one float per step, higher is better);
+    ``scale`` says what the floats are. Implementations: ``workers.verifier.steps``."""
+
+    @property
+    def scale(self) -> StepScale: ...
+
+    async def score_steps(self, prompt: Prompt, steps: Sequence[str]) -> list[float]: ...
+
+
 class Worker(abc.ABC):
     """A model behind the seam. Implementations must be safe to call concurrently."""
 
@@ -210,6 +232,25 @@ class Worker(abc.ABC):
         """Whether requests with ``SamplingParams.guidance`` can run here (a verifier is
         attached); False unless a backend says otherwise."""
         return False
+
+    @property
+    def guidance_stats(self) -> GuidanceStats | None:
+        """Running counts and seconds of the attached verifier's guidance work (None
+        without a verifier)."""
+        return None
+
+    def token_step_verifier(self) -> StepVerifier:
+        """The LLM2 token verifier attached to this worker, as a step verifier (each step
+        scored by the mean of its tokens' scores).
+
+        Backends without one at hand raise ``UnsupportedRequest``.
+        """
+        raise UnsupportedRequest(
+            self.model_name,
+            f"{type(self).__name__} has no token verifier to score steps with; attach one to a "
+            "transformers model with `verifier: {path: DIR}` in its config (train one with "
+            "`system2 verifier train`)",
+        )
 
     async def decode_tokens(self, token_ids: Sequence[int]) -> str:
         """The text of ``token_ids`` (special tokens dropped), as the model's tokenizer

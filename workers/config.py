@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from workers.base import Worker
+from workers.pool import WorkerPool
 from workers.scripted import ScriptedWorker, cycle_texts
 
 __all__ = [
@@ -165,7 +166,7 @@ def _scripted(name: str, config: Any) -> Worker:
 
 
 def _openai(name: str, config: Any) -> Worker:
-    from workers.openai_worker import OpenAIWorker
+    from workers.openai.worker import OpenAIWorker  # imports httpx
 
     api_key = None
     if config.api_key_env is not None:
@@ -204,8 +205,6 @@ def _vllm(name: str, config: Any) -> Worker:
 
 
 def _pool(name: str, config: Any) -> Worker:
-    from workers.pool import WorkerPool
-
     replicas = {f"{name}#{i}": build_worker(name, r) for i, r in enumerate(config.replicas)}
     return WorkerPool(
         name,

@@ -25,102 +25,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
-from pydantic import BaseModel, ConfigDict
 
 from workers.base import (
     GenerateRequest,
     GenerateResult,
-    SamplingParams,
     ScoreRequest,
     ScoreResult,
+    StepVerifier,
     Worker,
 )
 from workers.errors import WorkerFailure
+from workers.guidance_stats import GuidanceStats
+from workers.pool_stats import PoolStats
+from workers.replica import Replica, probe_ejected
 
-__all__ = ["PoolStats", "ReplicaStats", "WorkerPool"]
+__all__ = ["WorkerPool"]
 
 log = structlog.get_logger(__name__)
 
 _Result = TypeVar("_Result", GenerateResult, ScoreResult)
-
-_PROBE = GenerateRequest(prompt="ping", params=SamplingParams(max_tokens=1))
-
-
-class ReplicaStats(BaseModel):
-    """One replica's counters; latency is over its successful calls."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    ejected: bool
-    in_flight: int
-    attempts: int
-    successes: int
-    failures: int
-    consecutive_failures: int
-    ejections: int
-    readmissions: int
-    latency_total_s: float
-    latency_max_s: float
-
-    @property
-    def latency_mean_s(self) -> float:
-        return self.latency_total_s / self.successes if self.successes else 0.0
-
-
-class PoolStats(BaseModel):
-    """The pool's counters: calls taken, answered and failed, retries (tries after the
-    first), fail-overs (retries that moved to another replica), ejections, readmissions."""
-
-    model_config = ConfigDict(frozen=True)
-
-    requests: int
-    succeeded: int
-    failed: int
-    retries: int
-    failovers: int
-    ejections: int
-    readmissions: int
-    replicas: tuple[ReplicaStats, ...]
-
-
-@dataclass(eq=False)
-class _Replica:
-    name: str
-    worker: Worker
-    limit: int | None
-    in_flight: int = 0
-    attempts: int = 0
-    successes: int = 0
-    failures: int = 0
-    consecutive_failures: int = 0
-    ejected: bool = False
-    ejections: int = 0
-    readmissions: int = 0
-    latency_total_s: float = 0.0
-    latency_max_s: float = 0.0
-
-    def has_slot(self) -> bool:
-        return self.limit is None or self.in_flight < self.limit
-
-    def stats(self) -> ReplicaStats:
-        return ReplicaStats(
-            name=self.name,
-            ejected=self.ejected,
-            in_flight=self.in_flight,
-            attempts=self.attempts,
-            successes=self.successes,
-            failures=self.failures,
-            consecutive_failures=self.consecutive_failures,
-            ejections=self.ejections,
-            readmissions=self.readmissions,
-            latency_total_s=self.latency_total_s,
-            latency_max_s=self.latency_max_s,
-        )
 
 
 class _Retry(Exception):
@@ -172,7 +98,7 @@ class WorkerPool(Worker):
         self.probe_interval_s = probe_interval_s
         self.probe_timeout_s = probe_timeout_s
         self.drain_timeout_s = drain_timeout_s
-        self._replicas = [_Replica(n, w, max_concurrency) for n, w in named.items()]
+        self._replicas = [Replica(n, w, max_concurrency) for n, w in named.items()]
         self._turn = 0  # where the tie-break rotation starts
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed = asyncio.Event()  # replaced each time a slot frees or admission changes
@@ -199,6 +125,17 @@ class WorkerPool(Worker):
     def supports_guidance(self) -> bool:
         """True when every replica does (a guided call may land on any of them)."""
         return all(r.worker.supports_guidance for r in self._replicas)
+
+    @property
+    def guidance_stats(self) -> GuidanceStats | None:
+        """Summed over the replicas that keep stats (None when none does)."""
+        kept = [r.worker.guidance_stats for r in self._replicas]
+        found = [stats for stats in kept if stats is not None]
+        return GuidanceStats.total(found) if found else None
+
+    def token_step_verifier(self) -> StepVerifier:
+        """The first replica's (replicas of one model share its verifier)."""
+        return self._replicas[0].worker.token_step_verifier()
 
     async def decode_tokens(self, token_ids: Sequence[int]) -> str:
         """Decoded by the first replica (replicas of one model share its tokenizer)."""
@@ -279,7 +216,7 @@ class WorkerPool(Worker):
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = None if self.deadline_s is None else started + self.deadline_s
-        tried: list[_Replica] = []
+        tried: list[Replica] = []
         errors: list[str] = []
         failovers = 0
         for attempt in range(1, self.max_attempts + 1):
@@ -316,8 +253,8 @@ class WorkerPool(Worker):
         )
 
     async def _acquire(
-        self, tried: list[_Replica], deadline: float | None, errors: list[str]
-    ) -> _Replica:
+        self, tried: list[Replica], deadline: float | None, errors: list[str]
+    ) -> Replica:
         """Wait for a replica with a free slot (until the deadline) and take the slot."""
         try:
             async with asyncio.timeout_at(deadline):
@@ -333,7 +270,7 @@ class WorkerPool(Worker):
         replica.in_flight += 1
         return replica
 
-    def _choose(self, tried: list[_Replica]) -> _Replica | None:
+    def _choose(self, tried: list[Replica]) -> Replica | None:
         admitted = [r for r in self._replicas if not r.ejected] or self._replicas
         fresh = [r for r in admitted if r not in tried] or admitted
         free = [r for r in fresh if r.has_slot()]
@@ -347,7 +284,7 @@ class WorkerPool(Worker):
 
     async def _attempt(
         self,
-        replica: _Replica,
+        replica: Replica,
         op: Callable[[Worker], Awaitable[_Result]],
         deadline: float | None,
         errors: list[str],
@@ -379,11 +316,7 @@ class WorkerPool(Worker):
             raise self._failed_on(replica, exc.reason) from None
         finally:
             self._attempt_tasks.discard(task)
-        seconds = loop.time() - started
-        replica.successes += 1
-        replica.consecutive_failures = 0
-        replica.latency_total_s += seconds
-        replica.latency_max_s = max(replica.latency_max_s, seconds)
+        replica.count_success(loop.time() - started)
         return result
 
     def _attempt_limit(self, now: float, deadline: float | None) -> tuple[float | None, bool]:
@@ -395,17 +328,10 @@ class WorkerPool(Worker):
 
     # -- failures, ejection and probing ---------------------------------------------------
 
-    def _failed_on(self, replica: _Replica, reason: str) -> _Retry:
-        replica.failures += 1
-        replica.consecutive_failures += 1
+    def _failed_on(self, replica: Replica, reason: str) -> _Retry:
+        ejected = replica.count_failure(self.eject_after)
         log.info("replica_call_failed", replica=replica.name, reason=reason)
-        if (
-            self.eject_after is not None
-            and not replica.ejected
-            and replica.consecutive_failures >= self.eject_after
-        ):
-            replica.ejected = True
-            replica.ejections += 1
+        if ejected:
             self._ejections += 1
             log.warning("replica_ejected", replica=replica.name, after=self.eject_after)
             self._start_prober()
@@ -421,28 +347,10 @@ class WorkerPool(Worker):
     async def _probe_loop(self) -> None:
         while not self._closing and any(r.ejected for r in self._replicas):
             await asyncio.sleep(self.probe_interval_s)
-            ejected = [r for r in self._replicas if r.ejected]
-            healthy = await asyncio.gather(*(self._probe(r) for r in ejected))
-            for replica, ok in zip(ejected, healthy, strict=True):
-                if ok and replica.ejected:
-                    replica.ejected = False
-                    replica.consecutive_failures = 0
-                    replica.readmissions += 1
-                    self._readmissions += 1
-                    log.info("replica_readmitted", replica=replica.name)
-                    self._wake()
-
-    async def _probe(self, replica: _Replica) -> bool:
-        check = getattr(replica.worker, "health", None)
-        try:
-            async with asyncio.timeout(self.probe_timeout_s):
-                if callable(check):
-                    return await check() is not False
-                await replica.worker.generate(_PROBE)
-                return True
-        except Exception as exc:  # any failure only means: not healthy yet
-            log.info("replica_probe_failed", replica=replica.name, error=repr(exc))
-            return False
+            readmitted = await probe_ejected(self._replicas, self.probe_timeout_s)
+            if readmitted:
+                self._readmissions += len(readmitted)
+                self._wake()
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -2,8 +2,9 @@
 
 A config's top-level ``step_verifier`` is one of:
 
-* ``token``: the LLM2 token verifier attached to a declared ``transformers`` model, each
-  step scored by the mean of its tokens' scores (logits);
+* ``token``: the LLM2 token verifier attached to a declared model
+  (``Worker.token_step_verifier``: a ``transformers`` model with a ``verifier``), each step
+  scored by the mean of its tokens' scores (logits);
 * ``prm``: a process reward model loaded from a local directory with transformers
   (P(step correct));
 * ``pooled``: a PRM behind a declared ``openai`` model served with ``vllm serve --runner
@@ -15,14 +16,12 @@ Strategies use it when asked to (``vote: verifier``, ``value: verifier``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workers.base import Worker
-
-if TYPE_CHECKING:
-    from workers.verifier.steps import StepVerifier
+from workers.base import StepVerifier, Worker
+from workers.errors import UnsupportedRequest
 
 __all__ = [
     "PRMStepVerifierConfig",
@@ -71,7 +70,7 @@ StepVerifierConfig = Annotated[
 
 def build_step_verifier(config: StepVerifierConfig, workers: Mapping[str, Worker]) -> StepVerifier:
     """The step verifier ``config`` declares, using the already built ``workers``."""
-    from workers.verifier.steps import PooledStepVerifier, PRMStepVerifier, TokenStepVerifier
+    from workers.verifier.steps import PooledStepVerifier, PRMStepVerifier  # imports torch
 
     if isinstance(config, PRMStepVerifierConfig):
         return PRMStepVerifier.load(
@@ -89,15 +88,14 @@ def build_step_verifier(config: StepVerifierConfig, workers: Mapping[str, Worker
             f"(declared: {', '.join(sorted(workers))})"
         )
     if isinstance(config, TokenStepVerifierConfig):
-        from workers.transformers_worker import TransformersWorker
-
-        if not isinstance(worker, TransformersWorker) or worker.verifier is None:
+        try:
+            return worker.token_step_verifier()
+        except UnsupportedRequest as exc:
             raise ValueError(
                 f"step_verifier kind 'token' needs model {config.model!r} to be a transformers "
-                "model with a `verifier`"
-            )
-        return TokenStepVerifier(worker.verifier, worker.tokenizer)
-    from workers.openai_worker import OpenAIWorker
+                f"model with a `verifier`: {exc.reason}"
+            ) from exc
+    from workers.openai.worker import OpenAIWorker  # imports httpx
 
     if not isinstance(worker, OpenAIWorker):
         raise ValueError(

@@ -21,13 +21,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 import torch
 
 from workers.base import (
-    ChatMessage,
     Completion,
     ContinuationScore,
     GenerateRequest,
@@ -35,19 +34,23 @@ from workers.base import (
     Prompt,
     ScoreRequest,
     ScoreResult,
+    StepVerifier,
     TokenAlternative,
     Worker,
     WorkerUsage,
 )
+from workers.catalog import resolve
+from workers.chat_prompt import encode_prompt, render_prompt
 from workers.decoding import DecodeRow, LogitsProcessor, decode_batch
 from workers.errors import UnsupportedRequest, WorkerFailure
+from workers.guidance_stats import GuidanceStats
 from workers.sampling import RowSampling
 from workers.scoring import score_with_alternatives
+from workers.verifier.network import TokenVerifier
+from workers.verifier.processor import VerifierLogitsProcessor
+from workers.verifier.steps import TokenStepVerifier
 
-if TYPE_CHECKING:
-    from workers.verifier import GuidanceStats, TokenVerifier, VerifierLogitsProcessor
-
-__all__ = ["TransformersWorker", "encode_prompt", "render_prompt"]
+__all__ = ["TransformersWorker"]
 
 log = structlog.get_logger(__name__)
 
@@ -95,11 +98,7 @@ class TransformersWorker(Worker):
         self.batch_window_s = batch_window_s
         self.logits_processor = logits_processor
         self.verifier = verifier
-        self._guidance: VerifierLogitsProcessor | None = None
-        if verifier is not None:
-            from workers.verifier import VerifierLogitsProcessor
-
-            self._guidance = VerifierLogitsProcessor(verifier)
+        self._guidance = VerifierLogitsProcessor(verifier) if verifier is not None else None
         self.eos_token_ids = _eos_ids(model, tokenizer)
         pad = tokenizer.pad_token_id
         self.pad_token_id = int(pad if pad is not None else min(self.eos_token_ids))
@@ -129,8 +128,6 @@ class TransformersWorker(Worker):
         """
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from workers.catalog import resolve
-
         if threads is not None:
             torch.set_num_threads(threads)
         path = resolve(str(model))
@@ -140,8 +137,6 @@ class TransformersWorker(Worker):
         log.info("model_loaded", model=str(model), seconds=round(time.perf_counter() - started, 2))
         attached = None
         if verifier is not None:
-            from workers.verifier import TokenVerifier
-
             started = time.perf_counter()
             attached = TokenVerifier.load(
                 verifier,
@@ -167,6 +162,17 @@ class TransformersWorker(Worker):
     def guidance_stats(self) -> GuidanceStats | None:
         """Running counts and seconds of the verifier's work (None without a verifier)."""
         return self._guidance.stats if self._guidance is not None else None
+
+    def token_step_verifier(self) -> StepVerifier:
+        """The attached token verifier scoring steps (``TokenStepVerifier``)."""
+        if self.verifier is None:
+            raise UnsupportedRequest(
+                self.model_name,
+                "this worker has no token verifier to score steps with (set `verifier: "
+                "{path: DIR}` in its transformers config; train one with `system2 verifier "
+                "train`)",
+            )
+        return TokenStepVerifier(self.verifier, self.tokenizer)
 
     # -- the seam -------------------------------------------------------------------------
 
@@ -203,7 +209,8 @@ class TransformersWorker(Worker):
     # -- prompt rendering -----------------------------------------------------------------
 
     def render_prompt(self, prompt: Prompt) -> str:
-        """The text the model reads (see the module function ``render_prompt``)."""
+        """The text the model reads (``workers.chat_prompt.render_prompt``; warns once when a
+        chat prompt meets a model without a chat template)."""
         if (
             not isinstance(prompt, str)
             and not getattr(self.tokenizer, "chat_template", None)
@@ -358,42 +365,8 @@ class TransformersWorker(Worker):
         return ScoreResult(model=self.model_name, scores=scores, usage=usage)
 
 
-def render_prompt(tokenizer: Any, prompt: Prompt) -> str:
-    """The text a model reads; chat messages go through the tokenizer's chat template.
-
-    A model without a chat template (a base model) gets a plain "Role: content" layout.
-    """
-    if isinstance(prompt, str):
-        return prompt
-    if getattr(tokenizer, "chat_template", None):
-        messages = [m.model_dump() for m in prompt]
-        text: str = tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False
-        )
-        return text
-    return _plain_chat(prompt)
-
-
-def encode_prompt(
-    tokenizer: Any, prompt: Prompt, assistant_prefix: str = "", rendered: str | None = None
-) -> tuple[int, ...]:
-    """The token ids a ``TransformersWorker`` feeds for ``prompt`` + ``assistant_prefix``
-    (``rendered``: the prompt already rendered by ``render_prompt``)."""
-    text = rendered if rendered is not None else render_prompt(tokenizer, prompt)
-    # A chat template already writes the special tokens it wants.
-    ids = tokenizer.encode(text + assistant_prefix, add_special_tokens=isinstance(prompt, str))
-    if not ids:
-        raise ValueError("the prompt encodes to no tokens")
-    return tuple(int(i) for i in ids)
-
-
 def _rows_of(job: _GenerateJob | _ScoreJob) -> int:
     return job.request.params.n if isinstance(job, _GenerateJob) else 0
-
-
-def _plain_chat(messages: tuple[ChatMessage, ...]) -> str:
-    lines = [f"{m.role.capitalize()}: {m.content}" for m in messages]
-    return "\n\n".join(lines) + "\n\nAssistant:"
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:

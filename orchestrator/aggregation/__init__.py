@@ -1,5 +1,7 @@
-"""Combining candidates' answers into one: majority, weighted and verifier-weighted votes,
-early-stop tests."""
+"""Combining candidates' answers into one: majority, weighted and verifier-weighted votes
+(``voting``, ``verifier_vote``), and the early-stop tests on a running vote. Pure functions
+over answers and scores; picking one candidate by the model's log-probs (CodeRSA and its
+baselines) is ``orchestrator.rerank``."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from orchestrator.aggregation.voting import VoteResult, weighted_vote
 from workers.base import Prompt
 
 if TYPE_CHECKING:
-    from workers.verifier.steps import StepVerifier
+    from workers.base import StepVerifier
 
 __all__ = ["PathAggregate", "ScoreScale", "path_score", "score_paths", "verifier_weighted_vote"]
 

@@ -3,16 +3,7 @@ Markov chain over steps, clustered, with sparse edges, a meta-chain and exports.
 
 from __future__ import annotations
 
-from orchestrator.graph.build import (
-    ROOT,
-    EdgeInfo,
-    EmbedFn,
-    NodeInfo,
-    NodeKind,
-    PathInfo,
-    ReasoningGraph,
-    normalize_step,
-)
+from orchestrator.graph.build import ROOT, EmbedFn, ReasoningGraph
 from orchestrator.graph.clusters import (
     DEFAULT_SPARSE_THRESHOLD,
     Clustering,
@@ -36,7 +27,9 @@ from orchestrator.graph.export import (
     write_json,
     write_preferences,
 )
+from orchestrator.graph.normalize import normalize_step
 from orchestrator.graph.segment import Segmentation, segment_steps
+from orchestrator.graph.view import EdgeInfo, NodeInfo, NodeKind, PathInfo
 
 __all__ = [
     "DEFAULT_SPARSE_THRESHOLD",

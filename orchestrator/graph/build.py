@@ -31,190 +31,29 @@ import copy
 import hashlib
 import itertools
 import math
-import re
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import networkx as nx
 import numpy as np
 
-__all__ = [
-    "FORMAT",
-    "ROOT",
-    "EdgeInfo",
-    "EmbedFn",
-    "NodeInfo",
-    "NodeKind",
-    "PathInfo",
-    "ReasoningGraph",
-    "normalize_step",
-]
+from orchestrator.graph.normalize import clean_text, normalize_step
+from orchestrator.graph.view import GraphView, NodeKind, PathInfo
+
+__all__ = ["FORMAT", "ROOT", "EmbedFn", "ReasoningGraph"]
 
 ROOT = "root"
 FORMAT = "system2.reasoning_graph/1"
-NodeKind = Literal["root", "step", "answer"]
 EmbedFn = Callable[[list[str]], Sequence[Sequence[float]]]
 
 _ROOT_TEXT = "<start>"
-
-# --- normalisation -----------------------------------------------------------------------
-
-_SYMBOLS = str.maketrans(
-    {
-        "\u00d7": "*",  # multiplication sign
-        "\u00b7": "*",  # middle dot
-        "\u22c5": "*",  # dot operator
-        "\u2217": "*",  # asterisk operator
-        "\u00f7": "/",  # division sign
-        "\u2212": "-",  # minus sign
-        "\u2013": "-",  # en dash
-        "\u2014": "-",  # em dash
-    }
-)
-_LATEX = [
-    (re.compile(r"\\(?:times|cdot|ast)(?![a-z])"), "*"),
-    (re.compile(r"\\div(?![a-z])"), "/"),
-    (re.compile(r"\\(?:left|right)(?![a-z])|\\[()\[\]]|\$"), " "),
-]
-_LIST_MARKER = re.compile(r"^\s*(?:[-*•+]|\(?\d+[.)]|step\s*\d+\s*[:.)-]?)\s+")
-_MARKUP = re.compile(r"\*\*|__|`")
-_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?![\d])")
-_PUNCT = re.compile(r"(?<![0-9])[.,]|[.,](?![0-9])|[;:!?\"'\u201c\u201d\u2018\u2019]")
-_SPACE = re.compile(r"\s+")
-_OPERATOR_SPACE = re.compile(r"\s*([-+*/=<>^%()\[\]])\s*")
-
-
-def _number(m: re.Match[str]) -> str:
-    whole = m.group(1).replace(",", "").lstrip("0") or "0"
-    frac = (m.group(2) or "").rstrip("0")
-    return f"{whole}.{frac}" if frac else whole
-
-
-def normalize_step(text: str) -> str:
-    """The merge key of a step's text. Rules, in order:
-
-    1. Unicode NFKC and casefold; the multiplication sign, middle dot, dot and asterisk
-       operators and LaTeX ``\\times``/``\\cdot`` become ``*``, the division sign and
-       ``\\div`` ``/``, the minus sign and en/em dashes ``-``; ``$``, ``\\(``, ``\\)``,
-       ``\\[``, ``\\]``, ``\\left`` and ``\\right`` are dropped.
-    2. A leading list or step marker ("- ", "3. ", "(2) ", "step 4:") is dropped, as is
-       markdown ``**``, ``__`` and backticks.
-    3. Numbers: thousands commas dropped ("1,234" -> "1234"), leading zeros and trailing
-       decimal zeros dropped ("007" -> "7", "3.50" -> "3.5", "2.0" -> "2").
-    4. Sentence punctuation ``. , ; : ! ?`` and quotes are dropped (a ``.`` or ``,``
-       between digits stays); math symbols ``+ - * / = < > ^ % ( ) [ ]`` stay.
-    5. Whitespace runs become one space; spaces around math symbols are dropped.
-
-    A text that normalises to nothing keeps its casefolded, space-collapsed self.
-
-    >>> normalize_step("**Step 2:** So, 1,200 \u00d7 3.50 = 4200.00!")
-    'so 1200*3.5=4200'
-    >>> normalize_step("so 1200 * 3.5 = 4200") == normalize_step("So: 1200*3.5=4200.")
-    True
-    """
-    s = unicodedata.normalize("NFKC", text).casefold().translate(_SYMBOLS)
-    for pattern, repl in _LATEX:
-        s = pattern.sub(repl, s)
-    s = _MARKUP.sub("", s)
-    s = _LIST_MARKER.sub("", s, count=1)
-    s = _NUMBER.sub(_number, s)
-    s = _PUNCT.sub(" ", s)
-    s = _OPERATOR_SPACE.sub(r"\1", _SPACE.sub(" ", s)).strip()
-    return s or _SPACE.sub(" ", text.casefold()).strip()
-
-
-def _clean(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
 def _digest(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-# --- typed views -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PathInfo:
-    """One added path: its step texts as given, the node keys it visits (root first, its
-    answer node last when it has an answer) and its metadata."""
-
-    path_id: str
-    steps: tuple[str, ...]
-    nodes: tuple[str, ...]
-    answer: str | None = None
-    correct: bool | None = None
-    value: float | None = None
-    tokens: int | None = None
-
-    @property
-    def score(self) -> float | None:
-        """``value`` when given, else 1.0 / 0.0 for ``correct`` True / False, else None."""
-        if self.value is not None:
-            return self.value
-        return None if self.correct is None else float(self.correct)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path_id": self.path_id,
-            "steps": list(self.steps),
-            "nodes": list(self.nodes),
-            "answer": self.answer,
-            "correct": self.correct,
-            "value": self.value,
-            "tokens": self.tokens,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PathInfo:
-        return cls(
-            path_id=str(data["path_id"]),
-            steps=tuple(data["steps"]),
-            nodes=tuple(data["nodes"]),
-            answer=data.get("answer"),
-            correct=data.get("correct"),
-            value=data.get("value"),
-            tokens=data.get("tokens"),
-        )
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    """A node's attributes (``cluster`` None until the graph is clustered, then -1 for the
-    root and the cluster id for every other node)."""
-
-    key: str
-    kind: NodeKind
-    text: str
-    norm: str
-    aliases: tuple[str, ...]
-    visits: int
-    path_ids: tuple[str, ...]
-    depth_min: int
-    depth_max: int
-    depth_mean: float
-    answers: dict[str, int] = field(default_factory=dict)
-    cluster: int | None = None
-
-
-@dataclass(frozen=True)
-class EdgeInfo:
-    """A transition: its count, P(target | source), the paths taking it, its sparse flag."""
-
-    source: str
-    target: str
-    count: int
-    prob: float
-    path_ids: tuple[str, ...]
-    sparse: bool
-
-
-# --- the graph ---------------------------------------------------------------------------
-
-
-class ReasoningGraph:
+class ReasoningGraph(GraphView):
     """Reasoning paths merged into a networkx ``DiGraph`` (see the module docstring).
 
     Example:
@@ -238,107 +77,6 @@ class ReasoningGraph:
         self._vectors: dict[str, np.ndarray[Any, np.dtype[np.float64]]] = {}
         self._g.add_node(ROOT, **_node_attrs("root", _ROOT_TEXT, _ROOT_TEXT, depth=0))
 
-    # -- reading ------------------------------------------------------------------------
-
-    @property
-    def nx(self) -> Any:
-        """The underlying ``networkx.DiGraph``; read it, do not change it."""
-        return self._g
-
-    @property
-    def paths(self) -> Mapping[str, PathInfo]:
-        """The added paths by id, in the order added."""
-        return self._paths
-
-    @property
-    def clustered(self) -> bool:
-        """True when cluster ids and sparse flags are set (see ``clusters.cluster_graph``)."""
-        return "clustering" in self._g.graph
-
-    @property
-    def clustering(self) -> dict[str, Any]:
-        """The parameters the clusters were found with; empty when not clustered."""
-        return dict(self._g.graph.get("clustering", {}))
-
-    def __len__(self) -> int:
-        return int(self._g.number_of_nodes())
-
-    def __contains__(self, key: object) -> bool:
-        return bool(self._g.has_node(key))
-
-    def key_of(self, text: str) -> str | None:
-        """The step node ``text`` merges into by normalised text (or alias), else None."""
-        return self._by_norm.get(normalize_step(_clean(text)))
-
-    def answer_key(self, answer: str) -> str | None:
-        """The terminal node of ``answer``, or None."""
-        return self._answers.get(answer.strip())
-
-    def node(self, key: str) -> NodeInfo:
-        """The node ``key`` (KeyError if there is none)."""
-        if key not in self:
-            raise KeyError(key)
-        a = self._g.nodes[key]
-        return NodeInfo(
-            key=key,
-            kind=a["kind"],
-            text=a["text"],
-            norm=a["norm"],
-            aliases=tuple(a["aliases"]),
-            visits=a["visits"],
-            path_ids=tuple(a["path_ids"]),
-            depth_min=a["depth_min"],
-            depth_max=a["depth_max"],
-            depth_mean=a["depth_sum"] / a["visits"] if a["visits"] else 0.0,
-            answers=dict(a["answers"]),
-            cluster=a.get("cluster"),
-        )
-
-    def nodes(self, kind: NodeKind | None = None) -> list[NodeInfo]:
-        """All nodes (of ``kind`` if given) in the order they were created."""
-        return [self.node(k) for k, a in self._g.nodes(data=True) if kind in (None, a["kind"])]
-
-    def out_count(self, key: str) -> int:
-        """The number of transitions observed out of ``key`` (KeyError if no such node)."""
-        if key not in self:
-            raise KeyError(key)
-        return sum(int(c) for _, _, c in self._g.out_edges(key, data="count"))
-
-    def transition_prob(self, source: str, target: str) -> float:
-        """P(target | source) = count(source -> target) / out_count(source); 0.0 if unseen."""
-        if not self._g.has_edge(source, target):
-            return 0.0
-        return int(self._g.edges[source, target]["count"]) / self.out_count(source)
-
-    def transitions(self, key: str) -> dict[str, float]:
-        """P(v | key) for every successor v, in the order the edges were first seen."""
-        if key not in self:
-            raise KeyError(key)
-        total = self.out_count(key)
-        return {v: int(c) / total for _, v, c in self._g.out_edges(key, data="count")}
-
-    def edge(self, source: str, target: str) -> EdgeInfo:
-        """The edge source -> target (KeyError if there is none)."""
-        if not self._g.has_edge(source, target):
-            raise KeyError((source, target))
-        a = self._g.edges[source, target]
-        return EdgeInfo(
-            source=source,
-            target=target,
-            count=a["count"],
-            prob=self.transition_prob(source, target),
-            path_ids=tuple(a["path_ids"]),
-            sparse=a["sparse"],
-        )
-
-    def edges(self) -> list[EdgeInfo]:
-        """All edges, by source node (in node order), then in the order first seen."""
-        return [self.edge(u, v) for u, v in self._g.edges()]
-
-    def sparse_edges(self) -> list[tuple[str, str]]:
-        """The edges flagged sparse, in edge order (none until the graph is clustered)."""
-        return [(u, v) for u, v, s in self._g.edges(data="sparse") if s]
-
     # -- adding -------------------------------------------------------------------------
 
     def add_path(
@@ -360,7 +98,7 @@ class ReasoningGraph:
         """
         if isinstance(steps, str):
             raise TypeError("steps is a sequence of step texts, not one string")
-        texts = [_clean(s) for s in steps]
+        texts = [clean_text(s) for s in steps]
         if any(not t for t in texts):
             raise ValueError("a step is empty")
         if value is not None and not math.isfinite(value):

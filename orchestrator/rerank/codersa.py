@@ -1,6 +1,8 @@
 """Pragmatic reranking (CodeRSA, Cao et al., arXiv 2502.15835) and its baselines, as pure
-functions over log-probabilities. The model calls that fill the inputs live in
-``orchestrator.rerank.rerankers``.
+functions over log-probabilities, and ``RSAReranker``, the reranker that scores with them.
+The model calls that fill the inputs live in ``orchestrator.rerank.model_calls`` (gathered
+by ``orchestrator.rerank.evidence``); the baselines' rerankers in ``coder``,
+``coder_reviewer`` and ``random_pick``.
 
 Index conventions. Candidates are ``c_0 .. c_{n-1}`` (0-based). ``L0`` is an n x (n + 1)
 matrix of summed token log-probs, one row per candidate, one column per instruction:
@@ -28,9 +30,14 @@ import random
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from orchestrator.rerank.base import Reranker, Reranking
+from orchestrator.rerank.evidence import Evidence
 
 __all__ = [
     "TIE_TOLERANCE",
+    "RSAReranker",
     "RSAScores",
     "ScoredChoice",
     "best_index",
@@ -213,3 +220,27 @@ def random_choice(n: int, seed: int | None = None) -> int:
     if n < 1:
         raise ValueError(f"n is {n}; need at least one candidate")
     return random.Random(seed).randrange(n)
+
+
+@dataclass(frozen=True)
+class RSAReranker(Reranker):
+    """CodeRSA: n greedy descriptions, then the n x (n + 1) listener matrix (n + 1 score
+    calls), scored by ``rsa_scores``."""
+
+    kind: ClassVar[str] = "rsa"
+    needs: ClassVar[tuple[str, ...]] = ("coder_column", "describe", "listener_rest")
+    describe_max_tokens: int = 96
+
+    def _gather_options(self) -> dict[str, Any]:
+        return {"describe_max_tokens": self.describe_max_tokens}
+
+    def decide(self, evidence: Evidence, n: int) -> Reranking:
+        L0 = evidence.L0
+        result = rsa_scores(L0)
+        details = {
+            "descriptions": evidence.descriptions,
+            "L0": L0,
+            "pairwise": list(result.pairwise),
+            "support": list(result.support),
+        }
+        return Reranking(best=result.best, scores=result.score, details=details)

@@ -22,7 +22,7 @@ from orchestrator.strategies.config import (
     VerifierGuidedConfig,
 )
 from orchestrator.strategies.greedy import run_greedy
-from orchestrator.strategies.llm2 import run_system2
+from orchestrator.strategies.llm2 import run_verifier_guided
 from orchestrator.strategies.metastable import run_metastable
 from orchestrator.strategies.rerank import run_rerank
 from orchestrator.strategies.sample import run_sample
@@ -60,7 +60,7 @@ STRATEGIES: dict[str, StrategyFn] = {
     "rerank": run_rerank,
     "step_beam": run_step_beam,
     "metastable": run_metastable,
-    "system2": run_system2,
+    "system2": run_verifier_guided,
 }
 
 

@@ -2,7 +2,8 @@
 
 A strategy is one async function ``(ctx, config) -> StrategyResult``. It reaches models
 only through ``ctx.calls`` (so usage and the trace are kept for it) and turns completions
-into candidates with ``ctx.candidates``.
+into candidates with ``ctx.candidates``. It returns what it found and never reads the
+trace: the recorder writes it, the ``Orchestrator`` packs it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class StrategyContext:
     vote_weights: Mapping[str, float] = field(default_factory=dict)
 
     def candidates(self, result: GenerateResult) -> list[Candidate]:
-        """Extract an answer from each completion and keep every candidate in the trace."""
+        """Extract an answer from each completion; the recorder keeps every candidate in the
+        trace at once, so a later worker failure does not lose them."""
         made = []
         for completion in result.completions:
             extraction = extract_answer(
@@ -49,7 +51,7 @@ class StrategyContext:
                     extraction_error=extraction.error,
                 )
             )
-        self.calls.trace.candidates.extend(made)
+        self.calls.record_candidates(made)
         return made
 
 

@@ -18,6 +18,7 @@ from orchestrator.strategies.base import StrategyContext, StrategyResult
 from orchestrator.strategies.config import CascadeConfig
 from orchestrator.strategies.self_consistency import run_self_consistency
 from orchestrator.strategies.stepwise import split_steps
+from orchestrator.types import Candidate
 
 __all__ = ["run_cascade"]
 
@@ -37,9 +38,11 @@ async def _verifier_score(
 
 async def run_cascade(ctx: StrategyContext, config: CascadeConfig) -> StrategyResult:
     stages: list[dict[str, object]] = []
+    candidates: list[Candidate] = []
     result: StrategyResult | None = None
     for model in ctx.models:
         result = await run_self_consistency(replace(ctx, models=(model,)), config.stage)
+        candidates += result.candidates
         margin = result.vote.margin if result.vote else 0.0
         decisive = result.answer is not None and margin >= config.min_margin
         stage: dict[str, object] = {"model": model, "answer": result.answer, "margin": margin}
@@ -51,7 +54,6 @@ async def run_cascade(ctx: StrategyContext, config: CascadeConfig) -> StrategyRe
         if decisive:
             break
     assert result is not None  # a plan has at least one model
-    candidates = [c for c in ctx.calls.trace.candidates]
     return StrategyResult(
         answer=result.answer,
         chosen=result.chosen,

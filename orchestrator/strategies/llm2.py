@@ -6,8 +6,10 @@ token verifier steers every step. ``n = 1`` returns the first model's guided com
 (sample i seeded seed + i, as self-consistency does) and returns the voted answer (majority,
 or with ``vote: verifier`` weighted by the step verifier, as self-consistency votes).
 
-A planned model whose worker has no verifier (``Worker.supports_guidance`` False) is a
-``ConfigError`` naming it, raised before any call is made.
+A planned model needs a token verifier; the config loader checks that once, at load time.
+A worker without one that gets a guided request anyway refuses it (``UnsupportedRequest``,
+a ``WorkerFailure``), so the query is answered ``status="failed"`` with the reason, naming
+the model, in ``trace.failures``.
 """
 
 from __future__ import annotations
@@ -19,11 +21,10 @@ from orchestrator.strategies.config import VerifierGuidedConfig
 from orchestrator.strategies.votes import cast_vote, representative
 from workers.base import GenerateRequest, Guidance, SamplingParams
 
-__all__ = ["run_system2"]
+__all__ = ["run_verifier_guided"]
 
 
-async def run_system2(ctx: StrategyContext, config: VerifierGuidedConfig) -> StrategyResult:
-    _require_verifiers(ctx)
+async def run_verifier_guided(ctx: StrategyContext, config: VerifierGuidedConfig) -> StrategyResult:
     guidance = Guidance(beta=config.beta, alpha=config.alpha, top_k=config.top_k)
     params = SamplingParams(
         n=config.n,
@@ -50,15 +51,3 @@ async def run_system2(ctx: StrategyContext, config: VerifierGuidedConfig) -> Str
         vote=vote.result.to_record(),
         extra=extra | vote.extra,
     )
-
-
-def _require_verifiers(ctx: StrategyContext) -> None:
-    from system2.config import ConfigError  # system2.config imports strategies
-
-    for model in ctx.models:
-        if not ctx.calls.worker(model).supports_guidance:
-            raise ConfigError(
-                f"strategy 'system2' needs a token verifier on model {model!r}, whose worker "
-                "has none: add `verifier: {path: DIR}` to its transformers config (train "
-                "one with `system2 verifier train`), or use another strategy"
-            )

@@ -17,13 +17,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from orchestrator.rerank.rerankers import (
-    ComponentCost,
-    Evidence,
-    Reranker,
-    RerankTask,
-    build_reranker,
-)
+from orchestrator.rerank.base import Reranker
+from orchestrator.rerank.evidence import ComponentCost, Evidence
+from orchestrator.rerank.registry import build_reranker
+from orchestrator.rerank.task import RerankTask
 from orchestrator.strategies.base import StrategyContext, StrategyResult, sampling_params
 from orchestrator.strategies.config import RerankConfig
 from orchestrator.types import Candidate, Query

@@ -36,7 +36,7 @@ from orchestrator.types import Candidate, VoteRecord
 from workers.base import Completion, GenerateRequest, SamplingParams
 
 if TYPE_CHECKING:
-    from workers.verifier.steps import StepScale
+    from workers.base import StepScale
 
 __all__ = [
     "ANSWER_CUE",
@@ -303,5 +303,5 @@ def path_candidates(ctx: StrategyContext, model: str, paths: Sequence[Path]) -> 
         )
         for p in paths
     ]
-    ctx.calls.trace.candidates.extend(made)
+    ctx.calls.record_candidates(made)
     return made

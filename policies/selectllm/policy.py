@@ -10,10 +10,12 @@ Choices the paper leaves open:
 * Rules: ``maxconf`` takes ``k`` or ``threshold`` (not both); ``labelled_maxconf`` and
   ``weighted_maxconf`` take ``threshold`` (default 0.5) and ``max_models``.
   ``weighted_maxconf`` needs the ``self_consistency`` strategy, the one that votes with
-  the plan's weights.
+  the plan's weights (``rule_strategy_conflict``; the application checks it at load time
+  against the strategy the policy plans, its own or the config's default).
 * ``router`` is a directory written by ``system2 router train``; a relative path is
   relative to the working directory. Loading a config only validates it; the router (and
-  its embedder) is loaded when the policy is built.
+  its embedder) is loaded when the policy is built, and a router that cannot be used is a
+  ``PolicyBuildError`` on ``router``.
 
 Example:
     >>> from orchestrator.strategies.config import GreedyConfig
@@ -38,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from orchestrator.routing import Plan, RoutingPolicy
 from orchestrator.strategies.config import SelfConsistencyConfig, StrategyConfig
 from orchestrator.types import Query
+from policies.errors import PolicyBuildError
 from policies.selectllm.rules import Selection, labelled_max_conf, max_conf, weighted_max_conf
 
 __all__ = [
@@ -46,6 +49,7 @@ __all__ = [
     "SelectLLMPolicyConfig",
     "SelectionRule",
     "build_selectllm_policy",
+    "rule_strategy_conflict",
 ]
 
 SelectionRule = Literal["maxconf", "labelled_maxconf", "weighted_maxconf"]
@@ -97,14 +101,18 @@ class SelectLLMPolicyConfig(BaseModel):
         _check_rule_arguments(self.rule, self.k, self.threshold, self.max_models)
         if self.k > len(self.models):
             raise ValueError(f"k={self.k} is more than the {len(self.models)} models listed")
-        if self.rule == "weighted_maxconf" and not isinstance(
-            self.strategy, SelfConsistencyConfig | None
-        ):
-            raise ValueError(
-                f"rule weighted_maxconf votes with confidences: it needs strategy "
-                f"self_consistency, got {self.strategy.kind}"
-            )
         return self
+
+
+def rule_strategy_conflict(rule: SelectionRule, strategy: StrategyConfig) -> str | None:
+    """Why ``rule`` cannot plan for ``strategy``, or None if they fit: ``weighted_maxconf``
+    sets vote weights, which only ``self_consistency`` votes with."""
+    if rule == "weighted_maxconf" and not isinstance(strategy, SelfConsistencyConfig):
+        return (
+            f"rule weighted_maxconf votes with confidences: it needs strategy "
+            f"self_consistency, got {strategy.kind}"
+        )
+    return None
 
 
 def _check_rule_arguments(
@@ -137,10 +145,9 @@ class SelectLLMPolicy(RoutingPolicy):
                 f"unknown rule {rule!r}; known: maxconf, labelled_maxconf, weighted_maxconf"
             )
         _check_rule_arguments(rule, k, threshold, max_models)
-        if rule == "weighted_maxconf" and not isinstance(strategy, SelfConsistencyConfig):
-            raise ValueError(
-                f"rule weighted_maxconf needs strategy self_consistency, got {strategy.kind}"
-            )
+        conflict = rule_strategy_conflict(rule, strategy)
+        if conflict is not None:
+            raise ValueError(conflict)
         self.router, self.rule, self.strategy = router, rule, strategy
         self.k, self.threshold, self.max_models = k, threshold, max_models
 
@@ -169,30 +176,27 @@ class SelectLLMPolicy(RoutingPolicy):
 
 
 def build_selectllm_policy(
-    config: SelectLLMPolicyConfig, default_strategy: StrategyConfig
+    config: SelectLLMPolicyConfig, strategy: StrategyConfig
 ) -> SelectLLMPolicy:
-    """Load the router (and its embedder) and build the policy; a router that cannot be
-    read, or whose pool differs from ``config.models``, is a ``ConfigError``."""
+    """Load the router (and its embedder) and build the policy planning ``strategy``; a
+    router that cannot be read, or whose pool differs from ``config.models``, is a
+    ``PolicyBuildError`` on ``router``."""
+    # Here, not at the top: the router needs torch, which loading a config must not import.
     from policies.selectllm.router import QueryRouter, RouterLoadError, read_router_meta
-    from system2.config import ConfigError  # system2.config imports this module
 
-    where = f"policy.router ({config.router})"
-    strategy = config.strategy or default_strategy
-    if config.rule == "weighted_maxconf" and not isinstance(strategy, SelfConsistencyConfig):
-        raise ConfigError(
-            f"policy: rule weighted_maxconf needs strategy self_consistency, got {strategy.kind}"
-        )
     try:
         # The pool is checked before the (slow) embedder loads.
         pool = sorted(read_router_meta(config.router)["models"])
         if pool != sorted(config.models):
-            raise ConfigError(
-                f"{where}: the router was trained for models {pool}, the policy lists "
-                f"{sorted(config.models)}; train a router for this pool or list its models"
+            raise PolicyBuildError(
+                "router",
+                config.router,
+                f"the router was trained for models {pool}, the policy lists "
+                f"{sorted(config.models)}; train a router for this pool or list its models",
             )
         router = QueryRouter.load(config.router)
     except RouterLoadError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise PolicyBuildError("router", config.router, str(exc)) from None
     return SelectLLMPolicy(
         router,
         config.rule,

@@ -97,7 +97,7 @@ class PolicyScore:
 
 
 def replay_items(records: Sequence[Mapping[str, Any]], pool: Sequence[str]) -> list[ReplayItem]:
-    """Group label records (``system2.pipelines.router_labels``) by item; items missing a
+    """Group label records (``policies.selectllm.labels``) by item; items missing a
     pool model or with a failed pair are refused with the pair named (replay needs every
     model)."""
     by_item: dict[str, dict[str, Mapping[str, Any]]] = {}

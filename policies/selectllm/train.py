@@ -1,4 +1,4 @@
-"""Train SelectLLM's query router on collected labels (see ``system2.pipelines.router_labels``).
+"""Train SelectLLM's query router on collected labels (format: ``policies.selectllm.labels``).
 
 Choices the paper leaves open:
 
@@ -33,8 +33,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from policies.selectllm.labels import label_stats
 from policies.selectllm.router import PlattCalibration, QueryRouter, RouterHead
-from system2.pipelines.router_labels import label_stats
 from workers.embedder import TextEmbedder
 
 __all__ = ["ModelMetrics", "RouterMetrics", "train_router"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
@@ -13,16 +12,16 @@ import typer
 from orchestrator.orchestrator import Orchestrator
 from orchestrator.types import Query, TaskType
 from system2.assembly import build_orchestrator
+from system2.cli.config_file import load_cli_config
 from system2.cli.graph_cmd import graph
 from system2.cli.models_cmd import app as models_app
 from system2.cli.output import console, err, fail
 from system2.cli.router_cmd import app as router_app
 from system2.cli.verifier_cmd import app as verifier_app
-from system2.config import ConfigError, System2Config, load_config
-from system2.logging import configure_logging
+from system2.config import ConfigError, System2Config
 from workers.errors import CatalogError
 
-__all__ = ["app", "default_config_path"]
+__all__ = ["app"]
 
 app = typer.Typer(
     help="system2: better answers from pools of language models.", no_args_is_help=True
@@ -35,21 +34,6 @@ app.command()(graph)
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML config (default: built-in)")
 ]
-
-
-def default_config_path() -> Path:
-    """The built-in config: Qwen2.5-Coder-0.5B-Instruct, self-consistency over 5 samples."""
-    return Path(str(resources.files("system2") / "configs" / "default.yaml"))
-
-
-def _load_config(config: Path | None) -> System2Config:
-    """Read the config and set up logging from it (before anything else logs)."""
-    try:
-        cfg = load_config(config or default_config_path())
-    except ConfigError as exc:
-        raise fail(exc) from None
-    configure_logging(cfg.logging.format, cfg.logging.level)
-    return cfg
 
 
 def _build(cfg: System2Config) -> Orchestrator:
@@ -68,7 +52,7 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="print the whole Answer as JSON")] = False,
 ) -> None:
     """Answer one question and print the answer (and, with --json, its trace)."""
-    orch = _build(_load_config(config))
+    orch = _build(load_cli_config(config))
 
     async def run() -> None:
         async with orch:
@@ -108,7 +92,7 @@ def eval_(
     """Evaluate a config on a dataset; resumable, with a summary table at the end."""
     from system2.evaluation import load_dataset, print_summary, run_eval
 
-    cfg = _load_config(config)
+    cfg = load_cli_config(config)
     try:
         items = load_dataset(dataset, limit=limit, seed=seed)
     except ValueError as exc:

@@ -11,14 +11,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from system2.cli.config_file import load_cli_config
 from system2.cli.output import console, fail
-from system2.config import ConfigError, load_config
-from system2.logging import configure_logging
 from workers.errors import CatalogError
 
 if TYPE_CHECKING:
+    from policies.selectllm.labels import LabelStats
     from policies.selectllm.train import RouterMetrics
-    from system2.pipelines.router_labels import LabelStats
 
 __all__ = ["app"]
 
@@ -49,11 +48,7 @@ def collect(
     from system2.pipelines.router_labels import collect_labels
     from workers.config import build_worker
 
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        raise fail(exc) from None
-    configure_logging(cfg.logging.format, cfg.logging.level)
+    cfg = load_cli_config(config)
     try:
         items = [it for name in datasets for it in load_dataset(name, limit=limit, seed=seed)]
     except ValueError as exc:

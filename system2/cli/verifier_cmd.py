@@ -9,24 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.table import Table
 
+from system2.cli.config_file import load_cli_config
 from system2.cli.output import console, fail
-from system2.config import ConfigError, System2Config, load_config
 from system2.logging import configure_logging
-from workers.errors import CatalogError
+from system2.resumable_run import run_progress
+from workers.base import StepVerifier, Worker
+from workers.errors import CatalogError, UnsupportedRequest
 
 if TYPE_CHECKING:
     from orchestrator.aggregation.verifier_vote import PathAggregate
     from orchestrator.prompts import PromptConfig
     from orchestrator.types import TaskType
-    from workers.base import Worker
     from workers.verifier import TrainableMode
-    from workers.verifier.steps import StepVerifier
     from workers.verifier.train import TrainingMetrics
 
 __all__ = ["app"]
@@ -50,20 +51,14 @@ ModelOpt = Annotated[
 ThreadsOpt = Annotated[int | None, typer.Option(min=1, help="torch CPU threads (with --model)")]
 
 
+@dataclass(frozen=True)
 class _Generator:
     """The worker to use, the prompts to pose with, and what to record about them."""
 
-    def __init__(
-        self,
-        worker: Worker,
-        prompts: dict[TaskType, PromptConfig],
-        described: dict[str, Any],
-        checkpoint: str | None,
-    ) -> None:
-        self.worker = worker
-        self.prompts = prompts
-        self.described = described
-        self.checkpoint = checkpoint
+    worker: Worker
+    prompts: dict[TaskType, PromptConfig]
+    described: dict[str, Any]
+    checkpoint: str | None
 
 
 def _generator(
@@ -94,7 +89,7 @@ def _generator(
         )
         worker_name, prompts = model, {}
     else:
-        cfg = _config(config)
+        cfg = load_cli_config(config)
         worker_name = name or cfg.policy.models[0]
         if worker_name not in cfg.models:
             raise fail(f"no model {worker_name!r} in the config ({', '.join(cfg.models)})")
@@ -118,23 +113,10 @@ def _generator(
 def _token_step_verifier(worker: Worker) -> StepVerifier | None:
     """The worker's attached token verifier as a step verifier (None on engines that keep
     it out of reach, such as vLLM's engine process)."""
-    from workers.transformers_worker import TransformersWorker
-    from workers.verifier import TokenStepVerifier
-
-    if not isinstance(worker, TransformersWorker) or worker.verifier is None:
-        return None
-    return TokenStepVerifier(worker.verifier, worker.tokenizer)
-
-
-def _config(path: Path | None) -> System2Config:
-    from system2.cli.main import default_config_path
-
     try:
-        cfg = load_config(path or default_config_path())
-    except ConfigError as exc:
-        raise fail(exc) from None
-    configure_logging(cfg.logging.format, cfg.logging.level)
-    return cfg
+        return worker.token_step_verifier()
+    except UnsupportedRequest:
+        return None
 
 
 @app.command()
@@ -243,18 +225,14 @@ def train(
     seed: Annotated[int, typer.Option(help="seed of the split, shuffles and init")] = 0,
 ) -> None:
     """Train the verifier (Bradley-Terry on packed triplets); save it with metrics.json."""
-    import torch
-
-    from system2.pipelines.verifier_triplets import prompt_from_json, read_triplets
-    from workers.transformers_worker import TransformersWorker, encode_prompt
-    from workers.verifier import (
-        TokenVerifier,
-        TrainSettings,
-        examples_from_records,
-        split_by_item,
-        train_verifier,
-        write_metrics,
+    from system2.pipelines.verifier_training import (
+        NoTripletsError,
+        TrainingSetupError,
+        prepare_training,
+        recorded_generator,
     )
+    from system2.pipelines.verifier_triplets import read_triplets
+    from workers.verifier import TrainSettings
 
     if mode not in ("head", "last_layers", "full", "lora"):
         raise fail(f"unknown mode {mode!r}: head, last_layers, full or lora")
@@ -262,7 +240,7 @@ def train(
         header, records = read_triplets(triplets)
     except (OSError, ValueError) as exc:
         raise fail(exc) from None
-    generator = model or (header or {}).get("generator")
+    generator = model or recorded_generator(header)
     if not generator:
         raise fail(f"{triplets}: no generator recorded; pass --model")
     settings = TrainSettings(
@@ -277,29 +255,11 @@ def train(
         seed=seed,
     )
     try:
-        worker = TransformersWorker.load(generator, threads=threads)
-    except (CatalogError, OSError) as exc:
+        training = prepare_training(records.values(), generator, settings, threads=threads)
+    except NoTripletsError:
+        raise fail(f"{triplets}: no triplets to train on") from None
+    except TrainingSetupError as exc:
         raise fail(exc) from None
-    tokenizer = worker.tokenizer
-    examples = examples_from_records(
-        list(records.values()), lambda p: encode_prompt(tokenizer, prompt_from_json(p))
-    )
-    if not examples:
-        raise fail(f"{triplets}: no triplets to train on")
-    train_set, val_set = split_by_item(examples, settings.val_fraction, settings.seed)
-    torch.manual_seed(settings.seed)
-    try:
-        verifier = TokenVerifier.from_generator(
-            worker.model,
-            trainable=settings.mode,
-            trainable_layers=settings.trainable_layers,
-            lora_rank=settings.lora_rank,
-            base_model=generator,
-        )
-    except (ImportError, ValueError) as exc:
-        raise fail(exc) from None
-    from system2.evaluation.runfile import run_progress
-
     bar = run_progress("train", console=console, enabled=True)
     with bar:
         task = bar.add_task("", total=None)
@@ -307,9 +267,7 @@ def train(
         def on_step(step: int, steps: int, loss: float) -> None:
             bar.update(task, completed=step, total=steps, description=f"loss {loss:.4f}")
 
-        metrics = train_verifier(verifier, train_set, val_set, settings, on_step=on_step)
-    verifier.save(out)
-    write_metrics(metrics, out)
+        metrics = training.run(out, on_step=on_step)
     _print_training(metrics)
     console.print(f"verifier written to {out}", highlight=False)
 

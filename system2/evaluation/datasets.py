@@ -243,9 +243,7 @@ def _score_humaneval(item: EvalItem, predicted: str, timeout_s: float) -> ScoreO
     )
     if result.status == "passed":
         return ScoreOutcome(correct=True, detail="tests passed")
-    last = _last_line(result.stderr_tail)
-    detail = f"tests {result.status}" + (f": {last}" if last else "")
-    return ScoreOutcome(correct=False, detail=detail)
+    return ScoreOutcome(correct=False, detail=f"tests {result.status}: {_short(result.reason, 120)}")
 
 
 _WS = re.compile(r"\s+")
@@ -254,8 +252,3 @@ _WS = re.compile(r"\s+")
 def _short(text: str, limit: int = 60) -> str:
     text = _WS.sub(" ", text).strip()
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _last_line(text: str) -> str:
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    return _short(lines[-1], 120) if lines else ""

@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.table import Table
@@ -30,6 +30,7 @@ from orchestrator.aggregation.verifier_vote import (
     score_paths,
     verifier_weighted_vote,
 )
+from orchestrator.orchestrator import Orchestrator
 from orchestrator.prompts import PromptConfig, build_prompt
 from orchestrator.strategies.config import (
     GreedyConfig,
@@ -37,13 +38,12 @@ from orchestrator.strategies.config import (
     StrategyConfig,
     VerifierGuidedConfig,
 )
+from orchestrator.strategies.stepwise import split_steps
 from orchestrator.types import TaskType
+from policies.constant import FixedPolicy
 from system2.evaluation.datasets import EvalItem, score_item
 from system2.evaluation.runner import RunSummary, read_records, run_eval, summarize
-from workers.base import Worker
-
-if TYPE_CHECKING:
-    from workers.verifier.steps import StepVerifier
+from workers.base import StepVerifier, Worker
 
 __all__ = [
     "GUIDED_MODES",
@@ -135,9 +135,6 @@ async def compare_guided(
 ) -> list[ModeResult]:
     """Run every mode into ``out_dir/<mode>.jsonl`` and, given a ``step_verifier``, re-vote
     each SC mode with it (``revote_with_verifier``); the worker is left open."""
-    from orchestrator.orchestrator import Orchestrator  # it imports this package
-    from policies.fixed import FixedPolicy
-
     out = Path(out_dir)
     name = worker.model_name
     results = []
@@ -186,8 +183,6 @@ async def revote_with_verifier(
     """``source``'s candidates re-voted with ``verifier``'s path scores, written to
     ``<source>_verifier_vote.jsonl`` (the source's records with the new prediction, and
     the verifier's seconds added to each item's)."""
-    from orchestrator.strategies.stepwise import split_steps
-
     header, records = read_records(source.path)
     by_id = {item.id: item for item in items}
     revoted, spent = [], 0.0
@@ -232,9 +227,8 @@ def _write_summary(path: Path, results: Sequence[ModeResult]) -> None:
 
 
 def _verifier_seconds(worker: Worker) -> float | None:
-    stats = getattr(worker, "guidance_stats", None)
-    seconds = getattr(stats, "seconds", None)
-    return float(seconds) if seconds is not None else None
+    stats = worker.guidance_stats
+    return stats.seconds if stats is not None else None
 
 
 def _summary_json(results: Sequence[ModeResult]) -> list[dict[str, Any]]:

@@ -4,14 +4,16 @@ File format: line 1 is ``{"type": "header", **run_config}``; every finished item
 ``{"type": "item", ...}`` line, flushed and fsynced, so a crash loses at most the item in
 flight. Rerunning with the same file skips ids already recorded (and, unless
 ``retry_failed``, items recorded as failed), and refuses a different run_config. When an id
-appears more than once (a retried failure), the last line wins.
+appears more than once (a retried failure), the last line wins. The loop is the one every
+resumable run shares (``system2.resumable_run``); this module adds answering and scoring
+one item, and the summary.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,19 +23,11 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.types import Answer, Query
+from system2.resumable_run import ResumableRun
+from system2.runfile import RunConfigMismatchError
 
 from .candidates import candidate_fields
 from .datasets import EvalItem, score_item
-from .runfile import (
-    RunConfigMismatchError,
-    RunFileWriter,
-    bounded_map,
-    is_settled,
-    jsonable,
-    prepare_run_file,
-    read_run_file,
-    run_progress,
-)
 
 __all__ = [
     "RunConfigMismatchError",
@@ -67,10 +61,26 @@ class RunSummary:
     """Pass rate of each compared reranker's pick, plus ``random (expected)``."""
 
 
+def _describe(records: Collection[Mapping[str, Any]]) -> str:
+    correct = sum(1 for r in records if r["correct"])
+    accuracy = f"{correct / len(records):.1%}" if records else "-"
+    return f"accuracy {accuracy} ({correct}/{len(records)})"
+
+
+_EVAL_RUN: ResumableRun[EvalItem, str] = ResumableRun(
+    record_type="item",
+    key=lambda item: item.id,
+    record_key=lambda r: str(r["id"]),
+    label="eval",
+    describe=_describe,
+    log_event="eval.run",
+)
+
+
 def read_records(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]]]:
     """The header and the item records (last per id) of a run file. A torn final line,
     left by a crash mid-write, is ignored."""
-    return read_run_file(path, record_type="item", key=lambda r: str(r["id"]))
+    return _EVAL_RUN.read(path)
 
 
 async def _run_item(item: EvalItem, answer_fn: AnswerFn) -> dict[str, Any]:
@@ -149,11 +159,6 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> RunSummary:
     )
 
 
-def _describe(correct: int, done: int) -> str:
-    accuracy = f"{correct / done:.1%}" if done else "-"
-    return f"accuracy {accuracy} ({correct}/{done})"
-
-
 async def run_eval(
     items: Sequence[EvalItem],
     answer_fn: AnswerFn,
@@ -174,48 +179,17 @@ async def run_eval(
     them) and records are appended in completion order; an interruption loses only the
     items in flight.
     """
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-    if "type" in run_config:
-        raise ValueError("run_config must not contain the key 'type'")
-    ids = [item.id for item in items]
-    if len(set(ids)) != len(ids):
-        raise ValueError("evaluation item ids are not unique")
-    config = jsonable(run_config)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-
-    fresh = prepare_run_file(out, config)
-    _, records = read_records(out)
-
-    def settled(record: Mapping[str, Any] | None) -> bool:
-        return is_settled(record, retry_failed=retry_failed)
-
-    pending = [item for item in items if not settled(records.get(item.id))]
-    done = {i: records[i] for i in ids if settled(records.get(i))}
-    log.info("eval.run.start", out=str(out), total=len(items), done=len(done), todo=len(pending))
-
-    writer = RunFileWriter(out)
-    bar = run_progress("eval", console=console, enabled=progress)
-    try:
-        if fresh:
-            writer.write({"type": "header", **config})
-        correct = sum(1 for r in done.values() if r["correct"])
-        with bar:
-            task = bar.add_task(
-                _describe(correct, len(done)), total=len(items), completed=len(done)
-            )
-            async for item, record in bounded_map(
-                pending, lambda item: _run_item(item, answer_fn), concurrency
-            ):
-                writer.write(record)
-                done[item.id] = record
-                correct += bool(record["correct"])
-                bar.update(task, advance=1, description=_describe(correct, len(done)))
-    finally:
-        writer.close()
-
-    summary = summarize([done[i] for i in ids])
+    records = await _EVAL_RUN.run(
+        items,
+        lambda item: _run_item(item, answer_fn),
+        out,
+        config=run_config,
+        retry_failed=retry_failed,
+        concurrency=concurrency,
+        progress=progress,
+        console=console,
+    )
+    summary = summarize(records)
     log.info("eval.run.done", out=str(out), n=summary.n, accuracy=summary.accuracy)
     return summary
 

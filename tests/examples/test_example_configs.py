@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from system2.cli.main import default_config_path
+from system2.cli.config_file import default_config_path
 from system2.config import load_config
 
 EXAMPLES = Path(__file__).parents[2] / "examples"

@@ -15,7 +15,7 @@ from orchestrator.types import Trace, Usage
 from workers.base import GenerateRequest, GenerateResult, ScoreRequest, ScoreResult
 from workers.config import OpenAIWorkerConfig, PoolConfig, WorkerConfig, build_worker
 from workers.errors import WorkerFailure
-from workers.openai_worker import OpenAIWorker
+from workers.openai.worker import OpenAIWorker
 from workers.pool import WorkerPool
 from workers.scripted import ScriptedWorker
 

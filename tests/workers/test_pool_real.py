@@ -18,12 +18,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 
 from workers import GenerateRequest, SamplingParams, WorkerFailure, WorkerPool
-from workers.openai_worker import OpenAIWorker
+from workers.openai.worker import OpenAIWorker
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("vllm")
 
-from workers.vllm.worker import VLLMServer, free_port  # noqa: E402
+from workers.vllm.server import VLLMServer, free_port  # noqa: E402
 
 SERVED = "smollm2"
 

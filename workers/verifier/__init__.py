@@ -13,7 +13,6 @@ from __future__ import annotations
 from workers.verifier.candidates import VerifierCache, score_candidates
 from workers.verifier.guidance import (
     CandidateScorer,
-    GuidanceStats,
     RowGuidance,
     VerifierScorer,
     guide_rows,
@@ -33,8 +32,6 @@ from workers.verifier.steps import (
     PooledStepVerifier,
     PRMReading,
     PRMStepVerifier,
-    StepScale,
-    StepVerifier,
     TokenStepVerifier,
     step_spans,
 )
@@ -55,13 +52,10 @@ __all__ = [
     "CandidateScorer",
     "CandidateSet",
     "EpochMetrics",
-    "GuidanceStats",
     "PRMReading",
     "PRMStepVerifier",
     "PooledStepVerifier",
     "RowGuidance",
-    "StepScale",
-    "StepVerifier",
     "TokenStepVerifier",
     "TokenVerifier",
     "TrainSettings",

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 
+from workers.guidance_stats import GuidanceStats
 from workers.verifier.candidates import VerifierCache, score_candidates
 from workers.verifier.network import TokenVerifier
 from workers.verifier.scoring import CandidateSet, guided_logits, plausible_candidates
 
-__all__ = ["CandidateScorer", "GuidanceStats", "RowGuidance", "VerifierScorer", "guide_rows"]
+__all__ = ["CandidateScorer", "RowGuidance", "VerifierScorer", "guide_rows"]
 
 
 class RowGuidance(Protocol):
@@ -45,24 +45,6 @@ class CandidateScorer(Protocol):
     def __call__(
         self, sequences: Sequence[Sequence[int]], candidates: Sequence[Sequence[int]]
     ) -> torch.Tensor: ...
-
-
-@dataclass(slots=True)
-class GuidanceStats:
-    """Running counts: row-steps guided, row-steps skipped (|V_t| = 1), candidates scored,
-    and the wall seconds spent guiding (candidate sets, verifier, rewrite)."""
-
-    verified_rows: int = 0
-    skipped_rows: int = 0
-    scored_candidates: int = 0
-    seconds: float = 0.0
-
-    def count_step(self, candidates: Sequence[Sequence[int]]) -> None:
-        """Count one step of guided rows, given each row's candidates (empty: skipped)."""
-        skipped = sum(1 for c in candidates if not c)
-        self.verified_rows += len(candidates) - skipped
-        self.skipped_rows += skipped
-        self.scored_candidates += sum(len(c) for c in candidates)
 
 
 class VerifierScorer:

@@ -23,10 +23,11 @@ from collections.abc import Sequence
 import torch
 
 from workers.base import Guidance
-from workers.verifier.guidance import GuidanceStats, VerifierScorer, guide_rows
+from workers.guidance_stats import GuidanceStats
+from workers.verifier.guidance import VerifierScorer, guide_rows
 from workers.verifier.network import TokenVerifier
 
-__all__ = ["GuidanceStats", "VerifierLogitsProcessor"]
+__all__ = ["VerifierLogitsProcessor"]
 
 
 class VerifierLogitsProcessor:

@@ -1,6 +1,7 @@
 """Step verifiers: one score per reasoning step of a reply, for voting and search.
 
-A ``StepVerifier`` scores the steps of a reply to a prompt; higher is better. Three:
+A ``StepVerifier`` (the protocol lives at the seam, ``workers.base``) scores the steps of a
+reply to a prompt; higher is better. Three:
 
 * ``TokenStepVerifier``: the LLM2 token verifier aggregated over a step (ours): the step's
   score is the mean of s(x_<t, x_t) over its tokens, a real number (a Bradley-Terry
@@ -11,8 +12,9 @@ A ``StepVerifier`` scores the steps of a reply to a prompt; higher is better. Th
 * ``PooledStepVerifier``: a PRM behind HTTP (``OpenAIWorker.step_scores``, vLLM's
   ``/pooling``); scores are P(correct).
 
-Tokenization (both local verifiers): the prompt is encoded as ``TransformersWorker`` does,
-and every step and separator separately, so token boundaries never straddle two steps.
+Tokenization (both local verifiers): the prompt is encoded as every worker encodes it
+(``workers.chat_prompt``), and every step and separator separately, so token boundaries
+never straddle two steps.
 """
 
 from __future__ import annotations
@@ -24,32 +26,19 @@ from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 
-from workers.base import Prompt
+from workers.base import Prompt, StepScale
+from workers.chat_prompt import encode_prompt
 from workers.verifier.network import TokenVerifier
 
 __all__ = [
     "PRMReading",
     "PRMStepVerifier",
     "PooledStepVerifier",
-    "StepScale",
-    "StepVerifier",
     "TokenStepVerifier",
     "step_spans",
 ]
 
 PRMReading = Literal["classes", "tokens"]
-StepScale = Literal["probability", "logit"]
-"""What a step score is: P(step correct) in [0, 1], or a real-valued (Bradley-Terry) logit."""
-
-
-class StepVerifier(Protocol):
-    """Scores each step of a reply to ``prompt`` (one float per step, higher is better);
-    ``scale`` says what the floats are."""
-
-    @property
-    def scale(self) -> StepScale: ...
-
-    async def score_steps(self, prompt: Prompt, steps: Sequence[str]) -> list[float]: ...
 
 
 def step_spans(
@@ -57,11 +46,9 @@ def step_spans(
 ) -> tuple[list[int], list[tuple[int, int]]]:
     """The ids of prompt + ``"".join(step + separator)`` and each step's [start, end) span.
 
-    The prompt encodes as a ``TransformersWorker`` encodes it; each ``step + separator`` is
-    encoded on its own (no special tokens), so its span covers its separator's tokens too.
+    The prompt encodes as a worker encodes it (``encode_prompt``); each ``step + separator``
+    is encoded on its own (no special tokens), so its span covers its separator's tokens too.
     """
-    from workers.transformers_worker import encode_prompt
-
     ids = list(encode_prompt(tokenizer, prompt))
     spans = []
     for step in steps:

@@ -1,1 +1,4 @@
-"""TODO"""
+"""vLLM backends: ``worker.VLLMWorker`` (an in-process engine behind the seam, run on its own
+loop by ``engine_thread``, built by ``engine``), the guidance logits processors the engine
+loads (``processors``), and ``server.VLLMServer`` (a local ``vllm serve`` for HTTP tests).
+Each is imported on its own: vllm itself only loads when an engine starts."""

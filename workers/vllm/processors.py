@@ -53,7 +53,8 @@ from vllm.v1.sample.logits_processor import LogitsProcessor as _V1LogitsProcesso
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 from vllm.v1.worker.gpu.sample.logits_processor import LogitsProcessor as _V2LogitsProcessor
 
-from workers.verifier.guidance import CandidateScorer, GuidanceStats, VerifierScorer, guide_rows
+from workers.guidance_stats import GuidanceStats
+from workers.verifier.guidance import CandidateScorer, VerifierScorer, guide_rows
 
 if TYPE_CHECKING:
     from vllm import SamplingParams as VLLMSamplingParams

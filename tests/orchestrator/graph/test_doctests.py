@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("name", ["segment", "build", "clusters", "export"])
+@pytest.mark.parametrize("name", ["segment", "normalize", "build", "clusters", "export"])
 def test_docstring_examples(name: str) -> None:
     module = importlib.import_module(f"orchestrator.graph.{name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

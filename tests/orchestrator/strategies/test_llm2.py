@@ -71,11 +71,17 @@ def test_a_transformers_model_without_verifier_is_a_config_error() -> None:
 
 
 async def test_a_worker_without_verifier_fails_naming_the_model() -> None:
+    """A worker with no verifier refuses the guided request: the query is recorded as
+    failed, the reason naming the model and the missing verifier, and nothing is run."""
     worker = ScriptedWorker("plain", lambda request, i: "The answer is 4.")
     orch = Orchestrator({"plain": worker}, FixedPolicy(("plain",), VerifierGuidedConfig()))
-    with pytest.raises(ConfigError, match="token verifier on model 'plain'"):
-        await orch.answer("What is 2 + 2?")
-    assert worker.requests == []  # refused before any call
+    answer = await orch.answer("What is 2 + 2?")
+    assert answer.status == "failed"
+    assert answer.answer is None
+    (failure,) = answer.trace.failures
+    assert "plain" in failure
+    assert "verifier" in failure
+    assert worker.requests == []  # refused before any generation
 
 
 async def test_guided_sc_votes_over_guided_samples() -> None:

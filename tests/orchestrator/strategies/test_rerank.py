@@ -16,7 +16,6 @@ from orchestrator import (
     RerankConfig,
     RSARerankerConfig,
 )
-from orchestrator.rerank.rerankers import build_reranker, rename_entry_point
 from policies import FixedPolicy
 from system2.config import parse_config
 from workers.base import (
@@ -220,20 +219,6 @@ async def test_text_candidates_are_reranked_against_the_question() -> None:
     assert first.continuations == tuple(texts)
 
 
-def test_rename_touches_only_the_entry_point() -> None:
-    """The definition and direct calls are renamed; methods and longer names are not."""
-    code = "def fib(n):\n    return fib(n - 1) + obj.fib(n) + fib_2(n)\n"
-    assert rename_entry_point(code, "fib") == (
-        "def f(n):\n    return f(n - 1) + obj.fib(n) + fib_2(n)\n"
-    )
-
-
-def test_unknown_reranker_lists_the_known_ones() -> None:
-    """Building an unknown reranker names the valid kinds."""
-    with pytest.raises(ValueError, match="coder, coder_reviewer, random, rsa"):
-        build_reranker("oracle")
-
-
 def test_yaml_rerank_config_loads() -> None:
     """A config with kind: rerank and reranker: {kind: rsa} parses to typed configs."""
     config = parse_config(
@@ -248,15 +233,3 @@ def test_yaml_rerank_config_loads() -> None:
     assert config.strategy.n == 6
     assert config.strategy.temperature == 1.2
     assert isinstance(config.strategy.reranker, RSARerankerConfig)
-
-
-def test_code_candidates_are_shown_without_docstrings_or_comments() -> None:
-    """The reranker's view of code drops docstrings and comments (the instruction keeps its
-    docstring); code that does not parse is shown as written."""
-    from orchestrator.rerank.rerankers import RerankTask
-
-    code = 'def add(a, b):\n    """Add two numbers."""\n    # easy\n    return a + b\n'
-    task = RerankTask(instruction=QUERY.text, candidates=(code, "def add(:"), code=True,
-                      entry_point="add")  # fmt: skip
-    assert task.shown_candidates == ("def f(a, b):\n    return a + b", "def f(:")
-    assert '"""Add two numbers."""' in task.shown_instruction

@@ -17,7 +17,8 @@ from typing import ClassVar
 import pytest
 
 from orchestrator import MetastableConfig, Orchestrator, Query, StepBeamConfig
-from orchestrator.recorder import STEP_VERIFIER, NoStepVerifierError
+from orchestrator.errors import NoStepVerifierError
+from orchestrator.recorder import STEP_VERIFIER
 from orchestrator.strategies import SelfConsistencyConfig, VerifierGuidedConfig
 from orchestrator.strategies.stepwise import Path, StepValue, split_steps
 from policies import FixedPolicy
@@ -25,12 +26,11 @@ from system2.config import ConfigError, parse_config
 from tests.orchestrator.strategies.test_step_search import reasoner
 from tests.workers.verifier.byte_model import ByteTokenizer, byte_model
 from tests.workers.verifier.helpers import randomize_head
-from workers.base import Prompt
+from workers.base import Prompt, StepScale
 from workers.scripted import ScriptedWorker
 from workers.step_verifier_config import TokenStepVerifierConfig, build_step_verifier
 from workers.transformers_worker import TransformersWorker
 from workers.verifier import TokenStepVerifier, TokenVerifier
-from workers.verifier.steps import StepScale
 
 COMMON = "Let x be 3.\nThen 2x is 6.\nThe answer is 6."
 RARE = "Let x be 3.\nAdd one to 2x: 7.\nThe answer is 7."

@@ -9,8 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.types import Query
+from policies.selectllm.labels import label_stats
 from system2.evaluation import EvalItem, RunConfigMismatchError
-from system2.pipelines.router_labels import collect_labels, label_stats, read_labels
+from system2.pipelines.router_labels import collect_labels, read_labels
 from workers.base import GenerateRequest
 from workers.errors import WorkerFailure
 from workers.scripted import ScriptedWorker

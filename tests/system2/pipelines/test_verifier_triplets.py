@@ -10,13 +10,13 @@ import pytest
 
 from orchestrator.types import Query
 from system2.evaluation.datasets import EvalItem
-from system2.evaluation.runfile import RunConfigMismatchError
 from system2.pipelines.verifier_triplets import (
     ExplorationSettings,
     prompt_from_json,
     read_triplets,
     synthesize_triplets,
 )
+from system2.runfile import RunConfigMismatchError
 from workers.base import (
     Completion,
     ContinuationScore,

@@ -13,12 +13,12 @@ from tests.workers.verifier.helpers import random_verifier
 from workers.base import GenerateRequest, Guidance, SamplingParams, ScoreRequest
 from workers.decoding import DecodeRow, decode_batch
 from workers.errors import UnsupportedRequest
-from workers.openai_worker import OpenAIWorker
+from workers.openai.worker import OpenAIWorker
 from workers.pool import WorkerPool
 from workers.sampling import RowSampling
 from workers.scripted import ScriptedWorker, cycle_texts
 from workers.transformers_worker import TransformersWorker
-from workers.verifier import VerifierLogitsProcessor
+from workers.verifier import TokenStepVerifier, VerifierLogitsProcessor
 
 TOKENIZER = CharTokenizer()
 PROMPTS = ("abc", "hello world", "x", "the cat sat")
@@ -190,3 +190,37 @@ def test_guidance_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="greater than or equal"):
         Guidance(beta=-1.0)
     assert SamplingParams().guidance is None
+
+
+async def test_token_step_verifier_is_the_attached_verifier() -> None:
+    """A transformers worker with a verifier scores steps with it (mean token score, a
+    logit); a pool hands out its first replica's."""
+    worker, other = _worker(), _worker()
+    try:
+        steps = worker.token_step_verifier()
+        assert isinstance(steps, TokenStepVerifier)
+        assert (steps.verifier, steps.tokenizer, steps.scale) == (
+            worker.verifier,
+            worker.tokenizer,
+            "logit",
+        )
+        pooled = WorkerPool("tiny", [worker, other]).token_step_verifier()
+        assert isinstance(pooled, TokenStepVerifier)
+        assert pooled.verifier is worker.verifier
+    finally:
+        await asyncio.gather(worker.close(), other.close())
+
+
+def test_backends_without_a_token_verifier_say_how_to_attach_one() -> None:
+    """No verifier (transformers without one, scripted, HTTP): ``UnsupportedRequest``
+    naming the model and the config key and command that give it one."""
+    transport = httpx.MockTransport(lambda r: httpx.Response(500))
+    for worker in (
+        _worker(verifier=False),
+        ScriptedWorker("scripted", cycle_texts(["x"])),
+        OpenAIWorker("http://x", model="served", transport=transport),
+    ):
+        with pytest.raises(UnsupportedRequest, match=r"verifier: \{path: DIR\}") as info:
+            worker.token_step_verifier()
+        assert info.value.model == worker.model_name
+        assert "system2 verifier train" in info.value.reason

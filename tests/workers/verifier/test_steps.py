@@ -10,7 +10,7 @@ from tests.workers.tiny_model import tiny_config
 from tests.workers.verifier.byte_model import VOCAB, ByteTokenizer, byte_model
 from tests.workers.verifier.helpers import randomize_head
 from workers.base import ChatMessage
-from workers.transformers_worker import encode_prompt
+from workers.chat_prompt import encode_prompt
 from workers.verifier import PRMStepVerifier, TokenStepVerifier, TokenVerifier, step_spans
 
 TOKENIZER = ByteTokenizer()

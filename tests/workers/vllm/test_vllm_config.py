@@ -11,6 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from workers import ScriptedWorker, VLLMWorkerConfig, WorkerConfig, build_worker, cycle_texts
 from workers.config import WORKER_BUILDERS, PoolConfig
+from workers.errors import UnsupportedRequest
 from workers.vllm.worker import VLLMWorker
 
 CONFIG = TypeAdapter(WorkerConfig)
@@ -91,7 +92,7 @@ def test_load_turns_options_into_engine_args(
         captured.update(engine_args=engine_args, **kwargs)
 
     monkeypatch.setattr(VLLMWorker, "__init__", fake_init)
-    monkeypatch.setattr("workers.vllm.worker._cpu_only", lambda: True)
+    monkeypatch.setattr("workers.vllm.engine.cpu_only", lambda: True)
     VLLMWorker.load(
         tmp_path,
         kv_cache_gib=0.5,
@@ -120,3 +121,18 @@ def test_load_turns_options_into_engine_args(
         VLLMWorker.load(tmp_path, verifier="v", guidance_scorer="m:f")
     VLLMWorker.load(tmp_path, guidance_scorer="pkg.mod:factory")
     assert captured["verifier"] == {"scorer": "pkg.mod:factory"}
+
+
+def test_token_step_verifier_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine keeps its verifier in its own process: steps cannot be scored there, and
+    the refusal says where they can."""
+
+    def fake_init(self: VLLMWorker, engine_args: Any, **kwargs: Any) -> None:
+        self.model_name = kwargs["model_name"]
+
+    monkeypatch.setattr(VLLMWorker, "__init__", fake_init)
+    worker = VLLMWorker({}, model_name="engine")
+    with pytest.raises(UnsupportedRequest, match="engine process") as info:
+        worker.token_step_verifier()
+    assert info.value.model == "engine"
+    assert "verifier: {path: DIR}" in info.value.reason

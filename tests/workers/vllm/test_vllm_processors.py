@@ -22,7 +22,8 @@ from vllm import SamplingParams
 from vllm.v1.sample.logits_processor import BatchUpdate, MoveDirectionality
 from vllm.v1.worker.gpu.sample.logits_processor import LogitsContext
 
-from workers.verifier.guidance import GuidanceStats, guide_rows
+from workers.guidance_stats import GuidanceStats
+from workers.verifier.guidance import guide_rows
 from workers.verifier.scoring import guided_logits, plausible_candidates
 from workers.vllm.processors import (
     CONFIG_KEY,
