@@ -85,9 +85,14 @@ class Orchestrator:
 
     async def _answer(self, query: Query) -> Answer:
         started = time.perf_counter()
-        plan = self.policy.plan(query)
-        log.info("planned", models=list(plan.models), strategy=plan.strategy.kind)
         usage = Usage()
+        try:
+            plan = self.policy.plan(query)
+        except Exception as exc:  # a policy that cannot plan fails this query, not the caller
+            log.exception("planning_failed")
+            trace = Trace(query_id=query.id, failures=[f"planning: {type(exc).__name__}: {exc}"])
+            return self._failed(query, usage, trace, started)
+        log.info("planned", models=list(plan.models), strategy=plan.strategy.kind)
         trace = Trace(query_id=query.id, plan=plan.model_dump(mode="json"))
         calls = CallRecorder(self.workers, usage, trace, step_verifier=self.step_verifier)
         prompt = build_prompt(query, self.prompts.get(query.task))
@@ -100,12 +105,13 @@ class Orchestrator:
         )
         try:
             result = await run_strategy(ctx, plan.strategy)
-        except WorkerFailure as exc:
-            usage.wall_seconds = time.perf_counter() - started
-            log.error("query_failed", reason=str(exc))
-            return Answer(
-                query=query, answer=None, text="", status="failed", usage=usage, trace=trace
-            )
+        except Exception as exc:  # recorded: a failed answer keeps what was computed
+            if isinstance(exc, WorkerFailure):
+                log.error("query_failed", reason=str(exc))
+            else:
+                log.exception("query_failed", strategy=plan.strategy.kind)
+            calls.record_failure(f"strategy {plan.strategy.kind}", exc)
+            return self._failed(query, usage, trace, started)
         usage.wall_seconds = time.perf_counter() - started
         trace.vote = result.vote
         trace.extra.update(result.extra)
@@ -126,3 +132,8 @@ class Orchestrator:
             usage=usage,
             trace=trace,
         )
+
+    @staticmethod
+    def _failed(query: Query, usage: Usage, trace: Trace, started: float) -> Answer:
+        usage.wall_seconds = time.perf_counter() - started
+        return Answer(query=query, answer=None, text="", status="failed", usage=usage, trace=trace)

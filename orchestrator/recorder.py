@@ -72,6 +72,7 @@ class CallRecorder:
         self._usage = usage
         self._trace = trace
         self.step_verifier = step_verifier
+        self._recorded: set[int] = set()
 
     def record_candidates(self, candidates: Iterable[Candidate]) -> None:
         """Keep ``candidates`` in the trace, as soon as they are made: a later worker
@@ -93,6 +94,14 @@ class CallRecorder:
             seconds=sum(r.seconds for r in records),
             wall_seconds=time.perf_counter() - mark.started,
         )
+
+    def record_failure(self, where: str, exc: Exception) -> None:
+        """Keep in the trace why the query failed (``where``: the step that raised), unless
+        the worker call that raised ``exc`` recorded it already."""
+        if id(exc) in self._recorded:
+            return
+        self._recorded.add(id(exc))
+        self._trace.failures.append(f"{where}: {type(exc).__name__}: {exc}")
 
     def require_step_verifier(self) -> StepVerifier:
         if self.step_verifier is None:
@@ -200,4 +209,5 @@ class CallRecorder:
             )
         )
         self._trace.failures.append(f"{kind} on {model}: {reason}")
+        self._recorded.add(id(exc))
         log.warning("worker_call_failed", model=model, kind=kind, reason=reason)

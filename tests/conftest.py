@@ -10,16 +10,27 @@ import structlog
 from typer.testing import CliRunner
 
 SMALL_MODEL = "smollm2-135m-instruct"
+EMBEDDER = "all-minilm-l6-v2"
+
+
+def _pulled(name: str) -> str:
+    from workers.catalog import is_pulled, pull
+
+    if not is_pulled(name):
+        pull(name, progress=False)
+    return name
 
 
 @pytest.fixture(scope="session")
-def small_model_name() -> Iterator[str]:
-    """The catalog's smallest real instruct model, pulled (installed, verified, converted)."""
-    from workers.catalog import is_pulled, pull
+def small_model_name() -> str:
+    """The catalog's smallest real instruct model, pulled (fetched, verified, converted)."""
+    return _pulled(SMALL_MODEL)
 
-    if not is_pulled(SMALL_MODEL):
-        pull(SMALL_MODEL, progress=False)
-    return SMALL_MODEL
+
+@pytest.fixture(scope="session")
+def embedder_name() -> str:
+    """The catalog's sentence embedder (MiniLM), pulled."""
+    return _pulled(EMBEDDER)
 
 
 @pytest.fixture(autouse=True)

@@ -43,6 +43,7 @@ from workers.guidance_stats import GuidanceStats
 from workers.pool import WorkerPool
 from workers.pool_stats import PoolStats, ReplicaStats
 from workers.scripted import ScriptedWorker, cycle_texts
+from workers.vllm.worker import VLLMWorker  # vllm itself loads only when an engine starts
 
 __all__ = [
     "CatalogError",
@@ -95,10 +96,6 @@ def __getattr__(name: str) -> object:
         from workers.transformers_worker import TransformersWorker
 
         return TransformersWorker
-    if name == "VLLMWorker":  # vllm itself is imported only when an engine starts
-        from workers.vllm.worker import VLLMWorker
-
-        return VLLMWorker
     if name in ("OpenAIWorker", "RequestRejected"):
         from workers.openai import worker as openai_worker
 

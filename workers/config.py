@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from workers.base import Worker
 from workers.pool import WorkerPool
 from workers.scripted import ScriptedWorker, cycle_texts
+from workers.vllm.worker import VLLMWorker  # vllm itself loads only when an engine starts
 
 __all__ = [
     "WORKER_BUILDERS",
@@ -190,8 +191,6 @@ def _openai(name: str, config: Any) -> Worker:
 
 
 def _vllm(name: str, config: Any) -> Worker:
-    from workers.vllm.worker import VLLMWorker  # imports vllm lazily
-
     return VLLMWorker.load(
         config.model,
         model_name=name,

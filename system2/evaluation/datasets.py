@@ -243,7 +243,9 @@ def _score_humaneval(item: EvalItem, predicted: str, timeout_s: float) -> ScoreO
     )
     if result.status == "passed":
         return ScoreOutcome(correct=True, detail="tests passed")
-    return ScoreOutcome(correct=False, detail=f"tests {result.status}: {_short(result.reason, 120)}")
+    return ScoreOutcome(
+        correct=False, detail=f"tests {result.status}: {_short(result.reason, 120)}"
+    )
 
 
 _WS = re.compile(r"\s+")

@@ -18,8 +18,8 @@ def test_mean_pool_ignores_padding() -> None:
 
 
 @pytest.fixture(scope="module")
-def embedder() -> SentenceEmbedder:
-    return SentenceEmbedder.load(batch_size=2)
+def embedder(embedder_name: str) -> SentenceEmbedder:
+    return SentenceEmbedder.load(embedder_name, batch_size=2)
 
 
 @pytest.mark.slow

@@ -55,13 +55,12 @@ from vllm.v1.worker.gpu.sample.logits_processor import LogitsProcessor as _V2Log
 
 from workers.guidance_stats import GuidanceStats
 from workers.verifier.guidance import CandidateScorer, VerifierScorer, guide_rows
+from workers.verifier.network import TokenVerifier
 
 if TYPE_CHECKING:
     from vllm import SamplingParams as VLLMSamplingParams
     from vllm.config import VllmConfig
     from vllm.v1.worker.gpu.sample.logits_processor import LogitsContext, LogitsProcRequestState
-
-    from workers.verifier.network import TokenVerifier
 
 __all__ = [
     "BETA_KEY",
@@ -186,8 +185,6 @@ def _load_verifier(
 ) -> TokenVerifier:
     """Rebuild the saved verifier on the served model's weights (read with transformers)."""
     from transformers import AutoModelForCausalLM
-
-    from workers.verifier.network import TokenVerifier
 
     model_config = vllm_config.model_config
     dtype = model_config.dtype if device.type != "cpu" else torch.float32

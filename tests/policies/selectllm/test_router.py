@@ -92,10 +92,10 @@ def small_router(models: tuple[str, ...] = ("arith", "words")) -> QueryRouter:
 
 
 @pytest.fixture(scope="module")
-def minilm() -> Any:
+def minilm(embedder_name: str) -> Any:
     from workers.embedder import SentenceEmbedder
 
-    return SentenceEmbedder.load()
+    return SentenceEmbedder.load(embedder_name)
 
 
 @pytest.mark.slow
