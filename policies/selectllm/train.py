@@ -6,17 +6,23 @@ Choices the paper leaves open:
   labels. A pair whose label is unknown (its call failed) is masked out of the loss and
   the metrics rather than counted as wrong.
 * Split: by item id (all of an item's labels on one side), a ``random.Random(seed)``
-  shuffle of the sorted ids; ``round(val_fraction * n)`` items (at least one) validate.
+  shuffle of the sorted ids cut into three disjoint parts (``split_items``): the first
+  ``round(val_fraction * n)`` items validate, the next ``round(calibration_fraction * n)``
+  calibrate (each at least one item), the rest train; by default 60/20/20. A split that
+  would leave no item to train on is an error. The sizes are recorded in the metrics.
 * Training: frozen embeddings, the MLP head trained with masked multi-label BCE, AdamW,
-  mini-batches of 32, a fixed number of epochs (no early stopping: the validation split
-  is already used for calibration and metrics). Initialisation, shuffling and dropout draw
-  from a forked torch RNG seeded with ``seed``, so training is deterministic and leaves
-  the global RNG alone.
-* Calibration: Platt scaling per model, fitted on the validation split (``QueryRouter``).
-* Metrics: on the validation split, from the calibrated probabilities thresholded at 0.5
-  (what LABELLEDMAXCONF uses). So calibration and metrics share the split: with two
-  parameters per model the optimism is small, but it is there. F1 is None where it is
-  undefined (no positive label and no positive prediction).
+  mini-batches of 32, a fixed number of epochs (no early stopping: no split is spent on
+  choosing the epoch). Initialisation, shuffling and dropout draw from a forked torch RNG
+  seeded with ``seed``, so training is deterministic and leaves the global RNG alone.
+* Calibration: Platt scaling per model (``PlattCalibration``), fitted on the calibration
+  split only. Where it leaves a model's calibrated probability varying by less than
+  ``CONSTANT_CONFIDENCE_SPREAD`` across the calibration items (a slope near 0: the head's
+  logits told calibration nothing about that model), a ``router.train.constant_confidence``
+  warning names the model and its slope, and its metrics say ``constant_confidence``.
+* Metrics: on the validation split alone (items used neither to fit the head nor the
+  calibration), from the calibrated probabilities thresholded at 0.5 (what
+  LABELLEDMAXCONF uses). F1 is None where it is undefined (no positive label and no
+  positive prediction).
 
 Example:
     >>> router, metrics = train_router(records, SentenceEmbedder.load(), seed=0)  # doctest: +SKIP
@@ -30,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import structlog
 import torch
 from torch import nn
 
@@ -37,14 +44,29 @@ from policies.selectllm.labels import label_stats
 from policies.selectllm.router import PlattCalibration, QueryRouter, RouterHead
 from workers.embedder import TextEmbedder
 
-__all__ = ["ModelMetrics", "RouterMetrics", "train_router"]
+__all__ = [
+    "CONSTANT_CONFIDENCE_SPREAD",
+    "ItemSplit",
+    "ModelMetrics",
+    "RouterMetrics",
+    "split_items",
+    "train_router",
+]
+
+log = structlog.get_logger(__name__)
+
+CONSTANT_CONFIDENCE_SPREAD = 0.01
+"""A calibrated probability that varies by less than this across the calibration items
+counts as constant: the router cannot tell that model's good queries from its bad ones."""
 
 _BATCH = 32
 
 
 @dataclass(frozen=True)
 class ModelMetrics:
-    """One model's validation metrics (labels known for ``n`` items)."""
+    """One model's validation metrics (labels known for ``n`` validation items) and its
+    calibration: the Platt slope and how far the calibrated probability moves (max - min)
+    across the calibration items."""
 
     n: int
     positive_rate: float
@@ -52,13 +74,18 @@ class ModelMetrics:
     precision: float | None
     recall: float | None
     f1: float | None
+    calibration_slope: float
+    confidence_spread: float
+    constant_confidence: bool
 
 
 @dataclass(frozen=True)
 class RouterMetrics:
-    """Validation metrics per model and over all (item, model) labels (micro)."""
+    """Validation metrics per model and over all (item, model) labels (micro), with the
+    number of items in each split."""
 
     train_items: int
+    calibration_items: int
     val_items: int
     per_model: dict[str, ModelMetrics]
     micro_accuracy: float
@@ -66,8 +93,61 @@ class RouterMetrics:
     nll_raw: float
     nll_calibrated: float
 
+    @property
+    def constant_confidence(self) -> list[str]:
+        """The models whose calibrated confidence is (nearly) constant."""
+        return [m for m, metrics in self.per_model.items() if metrics.constant_confidence]
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ItemSplit:
+    """Disjoint item ids (each sorted): the head fits on ``train``, the calibration on
+    ``calibration``, and the metrics come from ``validation``."""
+
+    train: tuple[str, ...]
+    calibration: tuple[str, ...]
+    validation: tuple[str, ...]
+
+
+def split_items(
+    ids: Sequence[str], *, seed: int, val_fraction: float, calibration_fraction: float
+) -> ItemSplit:
+    """Cut ``ids`` (deduplicated) into train / calibration / validation, seeded.
+
+    Validation is the first ``max(1, round(val_fraction * n))`` ids of a
+    ``random.Random(seed)`` shuffle of the sorted ids, calibration the next
+    ``max(1, round(calibration_fraction * n))``, train the rest.
+    """
+    for name, fraction in (
+        ("val_fraction", val_fraction),
+        ("calibration_fraction", calibration_fraction),
+    ):
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"{name} must be in (0, 1), got {fraction}")
+    if val_fraction + calibration_fraction >= 1.0:
+        raise ValueError(
+            f"val_fraction + calibration_fraction must be below 1 to leave items to train on, "
+            f"got {val_fraction} + {calibration_fraction}"
+        )
+    shuffled = sorted(set(ids))
+    random.Random(seed).shuffle(shuffled)
+    n = len(shuffled)
+    n_val = max(1, round(val_fraction * n))
+    n_cal = max(1, round(calibration_fraction * n))
+    if n - n_val - n_cal < 1:
+        raise ValueError(
+            f"{n} labelled item(s) leave no item to train on after {n_val} validation and "
+            f"{n_cal} calibration item(s): need at least 3 items, or smaller "
+            f"val_fraction / calibration_fraction"
+        )
+    return ItemSplit(
+        train=tuple(sorted(shuffled[n_val + n_cal :])),
+        calibration=tuple(sorted(shuffled[n_val : n_val + n_cal])),
+        validation=tuple(sorted(shuffled[:n_val])),
+    )
 
 
 def train_router(
@@ -76,6 +156,7 @@ def train_router(
     *,
     seed: int = 0,
     val_fraction: float = 0.2,
+    calibration_fraction: float = 0.2,
     epochs: int = 100,
     lr: float = 1e-3,
     hidden: int = 256,
@@ -83,28 +164,25 @@ def train_router(
     weight_decay: float = 0.01,
     models: Sequence[str] | None = None,
 ) -> tuple[QueryRouter, RouterMetrics]:
-    """Fit the router head on label ``records``; returns the router and validation metrics.
+    """Fit the router head on label ``records``; returns the router and its metrics on
+    held-out validation items.
 
     ``models`` fixes the pool and its order (default: the records' models, sorted).
     """
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     if epochs < 1 or hidden < 1 or lr <= 0:
         raise ValueError(f"need epochs >= 1, hidden >= 1, lr > 0 (got {epochs}, {hidden}, {lr})")
     pool = tuple(models) if models is not None else tuple(sorted({r["model"] for r in records}))
     questions, labels, mask = _label_matrix(records, pool)
     ids = sorted(questions)
-    if len(ids) < 2:
-        raise ValueError(f"need labels for at least 2 items to split, got {len(ids)}")
-    shuffled = ids.copy()
-    random.Random(seed).shuffle(shuffled)
-    n_val = min(max(1, round(val_fraction * len(ids))), len(ids) - 1)
-    val_ids, train_ids = sorted(shuffled[:n_val]), sorted(shuffled[n_val:])
-
+    split = split_items(
+        ids, seed=seed, val_fraction=val_fraction, calibration_fraction=calibration_fraction
+    )
     embeddings = embedder.embed([questions[i] for i in ids])
     row = {item: index for index, item in enumerate(ids)}
-    train = torch.tensor([row[i] for i in train_ids])
-    val = torch.tensor([row[i] for i in val_ids])
+    train, cal, val = (
+        torch.tensor([row[i] for i in part])
+        for part in (split.train, split.calibration, split.validation)
+    )
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -112,12 +190,28 @@ def train_router(
         _fit(head, embeddings[train], labels[train], mask[train], epochs, lr, weight_decay)
     head.eval()
     with torch.inference_mode():
-        val_logits = head(embeddings[val])
-    calibration = PlattCalibration.fit(val_logits, labels[val], mask[val], pool)
-    probs = calibration.apply(val_logits, pool)
+        cal_logits, val_logits = head(embeddings[cal]), head(embeddings[val])
+    calibration = PlattCalibration.fit(cal_logits, labels[cal], mask[cal], pool)
+    spread = _confidence_spread(calibration, cal_logits, pool)
     metrics = _metrics(
-        torch.sigmoid(val_logits.double()), probs, labels[val], mask[val], pool, len(train_ids)
+        torch.sigmoid(val_logits.double()),
+        calibration.apply(val_logits, pool),
+        labels[val],
+        mask[val],
+        pool,
+        split,
+        calibration,
+        spread,
     )
+    for model in metrics.constant_confidence:
+        log.warning(
+            "router.train.constant_confidence",
+            model=model,
+            slope=calibration.a[model],
+            bias=calibration.b[model],
+            spread=spread[model],
+            calibration_items=len(split.calibration),
+        )
     stats = label_stats(records, pool)
     router = QueryRouter(
         head,
@@ -130,6 +224,7 @@ def train_router(
         training={
             "seed": seed,
             "val_fraction": val_fraction,
+            "calibration_fraction": calibration_fraction,
             "epochs": epochs,
             "lr": lr,
             "hidden": hidden,
@@ -139,6 +234,17 @@ def train_router(
         },
     )
     return router, metrics
+
+
+def _confidence_spread(
+    calibration: PlattCalibration, logits: torch.Tensor, pool: Sequence[str]
+) -> dict[str, float]:
+    """Per model, max - min of its calibrated probability over ``logits`` (0 for < 2 rows)."""
+    probs = calibration.apply(logits, pool)
+    if len(probs) == 0:
+        return dict.fromkeys(pool, 0.0)
+    spread = probs.max(dim=0).values - probs.min(dim=0).values
+    return {m: float(spread[j]) for j, m in enumerate(pool)}
 
 
 def _label_matrix(
@@ -195,36 +301,49 @@ def _metrics(
     y: torch.Tensor,
     mask: torch.Tensor,
     pool: Sequence[str],
-    train_items: int,
+    split: ItemSplit,
+    calibration: PlattCalibration,
+    spread: Mapping[str, float],
 ) -> RouterMetrics:
+    """Metrics of the validation rows (``raw`` / ``calibrated`` probabilities, labels ``y``)."""
     known = mask.bool()
     predicted = calibrated > 0.5
     truth = y.bool()
-    per_model = {m: _counts(predicted[:, j], truth[:, j], known[:, j]) for j, m in enumerate(pool)}
+    per_model = {
+        m: ModelMetrics(
+            **_counts(predicted[:, j], truth[:, j], known[:, j]),
+            calibration_slope=calibration.a[m],
+            confidence_spread=spread[m],
+            constant_confidence=spread[m] < CONSTANT_CONFIDENCE_SPREAD,
+        )
+        for j, m in enumerate(pool)
+    }
     micro = _counts(predicted.flatten(), truth.flatten(), known.flatten())
     return RouterMetrics(
-        train_items=train_items,
-        val_items=len(y),
+        train_items=len(split.train),
+        calibration_items=len(split.calibration),
+        val_items=len(split.validation),
         per_model=per_model,
-        micro_accuracy=micro.accuracy,
-        micro_f1=micro.f1,
+        micro_accuracy=micro["accuracy"],
+        micro_f1=micro["f1"],
         nll_raw=_nll(raw, y, known),
         nll_calibrated=_nll(calibrated, y, known),
     )
 
 
-def _counts(predicted: torch.Tensor, truth: torch.Tensor, known: torch.Tensor) -> ModelMetrics:
+def _counts(predicted: torch.Tensor, truth: torch.Tensor, known: torch.Tensor) -> dict[str, Any]:
+    """``n``, ``positive_rate``, ``accuracy``, ``precision``, ``recall`` and ``f1``."""
     p, t = predicted[known], truth[known]
     n = int(known.sum())
     tp, fp, fn = int((p & t).sum()), int((p & ~t).sum()), int((~p & t).sum())
-    return ModelMetrics(
-        n=n,
-        positive_rate=float(t.sum()) / n if n else 0.0,
-        accuracy=float((p == t).sum()) / n if n else 0.0,
-        precision=tp / (tp + fp) if tp + fp else None,
-        recall=tp / (tp + fn) if tp + fn else None,
-        f1=2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None,
-    )
+    return {
+        "n": n,
+        "positive_rate": float(t.sum()) / n if n else 0.0,
+        "accuracy": float((p == t).sum()) / n if n else 0.0,
+        "precision": tp / (tp + fp) if tp + fp else None,
+        "recall": tp / (tp + fn) if tp + fn else None,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None,
+    }
 
 
 def _nll(probs: torch.Tensor, y: torch.Tensor, known: torch.Tensor) -> float:

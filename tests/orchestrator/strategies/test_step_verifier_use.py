@@ -115,9 +115,15 @@ async def test_guided_sc_can_vote_with_the_verifier() -> None:
 
 
 async def test_asking_for_a_missing_verifier_fails_clearly() -> None:
+    """A strategy that asks for a step verifier the orchestrator lacks fails the query, the
+    reason telling how to declare one; the samples drawn before stay in the trace."""
     config = SelfConsistencyConfig(n=2, vote="verifier")
-    with pytest.raises(NoStepVerifierError, match="step_verifier"):
-        await _orchestrator(config, [COMMON]).answer("q?")
+    answer = await _orchestrator(config, [COMMON]).answer("q?")
+    assert answer.status == "failed"
+    [failure] = answer.trace.failures
+    assert failure.startswith(f"strategy self_consistency: {NoStepVerifierError.__name__}: ")
+    assert "step_verifier" in failure
+    assert len(answer.trace.candidates) == 2
 
 
 @pytest.mark.parametrize(

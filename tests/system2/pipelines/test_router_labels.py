@@ -9,7 +9,6 @@ import pytest
 from typer.testing import CliRunner
 
 from orchestrator.types import Query
-from policies.selectllm.labels import label_stats
 from system2.evaluation import EvalItem, RunConfigMismatchError
 from system2.pipelines.router_labels import collect_labels, read_labels
 from workers.base import GenerateRequest
@@ -156,18 +155,6 @@ async def test_concurrent_collection_labels_every_pair(tmp_path: Path) -> None:
     assert len(lines) == 7
     _, records = read_labels(out)
     assert sorted(records) == sorted((i.id, m) for i in ITEMS for m in ("right", "mixed"))
-
-
-def test_label_stats_average_cost_over_usable_pairs() -> None:
-    """Mean seconds and tokens count only pairs with a label, failures counted apart."""
-    records = [
-        {"model": "a", "label": 1, "seconds": 1.0, "completion_tokens": 10},
-        {"model": "a", "label": 0, "seconds": 3.0, "completion_tokens": 30},
-        {"model": "a", "label": None, "seconds": 9.0, "completion_tokens": 0},
-    ]
-    stats = label_stats(records, ["a"])["a"]
-    assert (stats.pairs, stats.positives, stats.failed, stats.labelled) == (3, 1, 1, 2)
-    assert (stats.mean_seconds, stats.mean_completion_tokens) == (2.0, 20.0)
 
 
 SCRIPTED_CONFIG = """\
