@@ -58,7 +58,11 @@ def strategies(seed: int) -> dict[str, StrategyConfig]:
 
 
 def overhead(path: Path) -> dict[str, float]:
-    """Share of query wall time spent outside worker calls, over all queries of a run."""
+    """Share of query wall time spent outside worker calls, over all queries of a run.
+
+    A worker call's seconds run from the call to its return at the seam, so time a request
+    waits in the worker's own queue counts as worker time: this measures the orchestrator's
+    Python time, not queueing inside a busy worker."""
     wall = worker = 0.0
     for line in path.read_text().splitlines():
         record = json.loads(line)

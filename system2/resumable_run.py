@@ -4,10 +4,11 @@ moment its item is done, so a rerun picks up where a crash or Ctrl-C left off.
 Evaluation, router-label collection and verifier-triplet synthesis all run this way; each
 describes its kind of run once, as a ``ResumableRun`` (record type, how items and records are
 keyed, the progress bar's label and live description), and supplies the work of one item.
-``ResumableRun.run`` does the rest: it refuses a file written under another config, skips
-the items already recorded (failed ones too, unless ``retry_failed``), runs the others with
-at most ``concurrency`` in flight and shows a progress bar. For an item recorded more than
-once (a retried failure) the last record wins.
+``ResumableRun.run`` does the rest: it locks the file against a second run, refuses a file
+written under another config or by other code (unless ``allow_mixed``: see
+``system2.runfile``), skips the items already recorded (failed ones too, unless
+``retry_failed``), runs the others with at most ``concurrency`` in flight and shows a
+progress bar. For an item recorded more than once (a retried failure) the last record wins.
 """
 
 from __future__ import annotations
@@ -30,7 +31,15 @@ import structlog
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from system2.runfile import RunFileWriter, jsonable, prepare_run_file, read_run_file
+from system2.code_version import CodeVersion
+from system2.runfile import (
+    CODE_KEY,
+    RunFileWriter,
+    jsonable,
+    prepare_run_file,
+    read_run_file,
+    run_file_lock,
+)
 
 __all__ = ["ResumableRun", "bounded_map", "is_settled", "run_progress"]
 
@@ -119,13 +128,20 @@ class ResumableRun(Generic[U, K]):
         *,
         config: Mapping[str, Any],
         retry_failed: bool = False,
+        allow_mixed: bool = False,
         concurrency: int = 1,
         progress: bool = True,
         console: Console | None = None,
+        code: CodeVersion | None = None,
     ) -> list[Record]:
         """Run ``work`` on every item not yet settled in ``out`` (written under ``config``,
         its header), appending each record as it finishes; the records of all ``items``, in
         their order, resumed ones included.
+
+        ``out`` is locked for the whole run: a second run on it, in this process or
+        another, raises ``RunFileLockedError`` at once. A file written by other code than
+        ``code`` (default: the running code) raises ``RunCodeMismatchError`` unless
+        ``allow_mixed``, which resumes it and marks in the file where the code changed.
 
         ``work`` should catch its item's ``Exception``s and return a record with ``status``
         ``"failed"``: anything it raises (KeyboardInterrupt, cancellation) propagates, and
@@ -134,8 +150,9 @@ class ResumableRun(Generic[U, K]):
         """
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        if "type" in config:
-            raise ValueError("run_config must not contain the key 'type'")
+        for reserved in ("type", CODE_KEY):
+            if reserved in config:
+                raise ValueError(f"run_config must not contain the key {reserved!r}")
         keys = [self.key(item) for item in items]
         if len(set(keys)) != len(keys):
             raise ValueError("item ids are not unique")
@@ -143,33 +160,30 @@ class ResumableRun(Generic[U, K]):
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
 
-        fresh = prepare_run_file(out, header)
-        _, records = self.read(out)
-        done = {
-            k: records[k] for k in keys if is_settled(records.get(k), retry_failed=retry_failed)
-        }
-        pending = [item for item, k in zip(items, keys, strict=True) if k not in done]
-        log.info(
-            f"{self.log_event}.start",
-            out=str(out),
-            total=len(items),
-            done=len(done),
-            todo=len(pending),
-        )
-
-        writer = RunFileWriter(out)
-        bar = run_progress(self.label, console=console, enabled=progress)
-        try:
-            if fresh:
-                writer.write({"type": "header", **header})
-            with bar:
-                task = bar.add_task(
-                    self.describe(done.values()), total=len(items), completed=len(done)
-                )
-                async for item, record in bounded_map(pending, work, concurrency):
-                    writer.write(record)
-                    done[self.key(item)] = record
-                    bar.update(task, advance=1, description=self.describe(done.values()))
-        finally:
-            writer.close()
+        with run_file_lock(out):
+            opening = prepare_run_file(out, header, code=code, allow_mixed=allow_mixed)
+            _, records = self.read(out)
+            done = {
+                k: records[k] for k in keys if is_settled(records.get(k), retry_failed=retry_failed)
+            }
+            pending = [item for item, k in zip(items, keys, strict=True) if k not in done]
+            log.info(
+                f"{self.log_event}.start",
+                out=str(out),
+                total=len(items),
+                done=len(done),
+                todo=len(pending),
+            )
+            bar = run_progress(self.label, console=console, enabled=progress)
+            with RunFileWriter(out) as writer:
+                if opening is not None:
+                    writer.write(opening)
+                with bar:
+                    task = bar.add_task(
+                        self.describe(done.values()), total=len(items), completed=len(done)
+                    )
+                    async for item, record in bounded_map(pending, work, concurrency):
+                        writer.write(record)
+                        done[self.key(item)] = record
+                        bar.update(task, advance=1, description=self.describe(done.values()))
         return [done[k] for k in keys]

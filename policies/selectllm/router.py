@@ -7,16 +7,23 @@ Choices the paper leaves open (it fine-tunes RoBERTa-base):
   384-d); the head is ``Linear(dim, hidden) -> ReLU -> Dropout -> Linear(hidden, models)``,
   one logit per model (multi-label, trained with BCE, see ``train_router``).
 * Calibration: Platt scaling per model, ``p = sigmoid(a * logit + b)`` with ``a > 0``
-  (kept positive so calibration never reverses the ranking), fitted on the validation
-  split by minimising NLL against Platt's smoothed targets ``(N+ + 1) / (N+ + 2)`` and
-  ``1 / (N- + 2)`` (so a split where a model is always right, or always wrong, gives
+  (kept positive so calibration never reverses the ranking), fitted on a calibration
+  split held out from the head's training and from the validation metrics (see
+  ``train_router``) by minimising NLL against Platt's smoothed targets ``(N+ + 1) / (N+ + 2)``
+  and ``1 / (N- + 2)`` (so a split where a model is always right, or always wrong, gives
   finite parameters). Platt rather than temperature scaling because the selection rules
   threshold at 0.5 per model, and only the bias ``b`` can move a model's 0.5 crossing.
+  Where the logits carry no information about a model the fit drives ``a`` towards 0 and
+  the model's confidence is constant (``train_router`` warns and records it).
 * Probabilities are clipped to ``[1e-6, 1 - 1e-6]``: no model is ever certain.
 
 On disk a router is a directory: ``head.safetensors`` (the head's weights) and
 ``router.json`` (format version, pool models in head order, mean latency and tokens per
 model, embedder name and size, head shape, calibration, training settings and metrics).
+``training`` and ``metrics`` are free-form records of how the router was made (split
+fractions and sizes, per-model validation metrics, calibration slope and confidence
+spread); the loader reads them as they are, so routers saved before a field was added
+(e.g. ``calibration_fraction``, ``calibration_items``) still load.
 """
 
 from __future__ import annotations

@@ -95,7 +95,12 @@ def train(
     labels: Annotated[Path, typer.Argument(help="labels file written by `router collect`")],
     out: Annotated[Path, typer.Option(help="directory to write the router into")],
     seed: Annotated[int, typer.Option(help="seed of the split and the training")] = 0,
-    val_fraction: Annotated[float, typer.Option(min=0.01, max=0.99)] = 0.2,
+    val_fraction: Annotated[
+        float, typer.Option(min=0.01, max=0.99, help="items held out for the metrics")
+    ] = 0.2,
+    calibration_fraction: Annotated[
+        float, typer.Option(min=0.01, max=0.99, help="items held out to calibrate on")
+    ] = 0.2,
     epochs: Annotated[int, typer.Option(min=1)] = 100,
     lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
     hidden: Annotated[int, typer.Option(min=1)] = 256,
@@ -103,7 +108,7 @@ def train(
         "all-minilm-l6-v2"
     ),
 ) -> None:
-    """Train the router on collected labels; print its validation metrics."""
+    """Train the router on collected labels; print its metrics on held-out items."""
     from policies.selectllm.train import train_router
     from system2.pipelines.router_labels import read_labels
     from workers.embedder import SentenceEmbedder
@@ -121,6 +126,7 @@ def train(
             text_embedder,
             seed=seed,
             val_fraction=val_fraction,
+            calibration_fraction=calibration_fraction,
             epochs=epochs,
             lr=lr,
             hidden=hidden,
@@ -152,9 +158,12 @@ def _print_label_stats(stats: dict[str, LabelStats]) -> None:
 
 
 def _print_metrics(metrics: RouterMetrics) -> None:
-    table = Table(title=f"validation ({metrics.val_items} items; trained on {metrics.train_items})")
+    table = Table(
+        title=f"validation ({metrics.val_items} held-out items; head trained on "
+        f"{metrics.train_items}, calibrated on {metrics.calibration_items})"
+    )
     table.add_column("model", style="bold")
-    for column in ("n", "right", "accuracy", "precision", "recall", "F1"):
+    for column in ("n", "right", "accuracy", "precision", "recall", "F1", "slope", "spread"):
         table.add_column(column, justify="right")
     for model, m in metrics.per_model.items():
         table.add_row(
@@ -165,6 +174,10 @@ def _print_metrics(metrics: RouterMetrics) -> None:
             _num(m.precision, "{:.2f}"),
             _num(m.recall, "{:.2f}"),
             _num(m.f1, "{:.2f}"),
+            f"{m.calibration_slope:.2g}",
+            f"[yellow]{m.confidence_spread:.3f}[/yellow]"
+            if m.constant_confidence
+            else f"{m.confidence_spread:.3f}",
         )
     table.add_row(
         "all (micro)",
@@ -174,12 +187,25 @@ def _print_metrics(metrics: RouterMetrics) -> None:
         "",
         "",
         _num(metrics.micro_f1, "{:.2f}"),
+        "",
+        "",
     )
     console.print(table)
     console.print(
-        f"validation NLL: {metrics.nll_raw:.3f} raw, {metrics.nll_calibrated:.3f} calibrated",
+        f"validation NLL: {metrics.nll_raw:.3f} raw, {metrics.nll_calibrated:.3f} calibrated "
+        "(slope: Platt a; spread: calibrated confidence max - min over the calibration items)",
         highlight=False,
     )
+    for model in metrics.constant_confidence:
+        m = metrics.per_model[model]
+        console.print(
+            f"[yellow]warning:[/yellow] constant confidence for {model}: calibration slope "
+            f"{m.calibration_slope:.2g}, its confidence varies by {m.confidence_spread:.2g} "
+            f"over the {metrics.calibration_items} calibration items, so the router cannot "
+            "tell its right queries from its wrong ones",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _num(value: float | None, fmt: str) -> str:

