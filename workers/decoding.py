@@ -12,6 +12,12 @@ Two hooks rewrite the logits before a token is chosen: ``logits_processor`` sees
 running row; ``guidance_processor`` sees only the rows whose ``DecodeRow.guidance`` is set
 (with those settings), and the other rows' logits are left exactly as they were. The
 log-probs reported per token are always the model's own, taken before either hook.
+
+A row cut at a stop string keeps only the tokens of its returned text: the tokens that lie
+wholly at or after the stop string's start are dropped with their log-probs, so usage
+counts what the caller gets. The token in which the returned text ends (a stop string that
+starts inside a token) is kept, since part of it is text. An EOS token is kept (as vLLM
+does): it was sampled, and it is why the row stopped.
 """
 
 from __future__ import annotations
@@ -74,6 +80,9 @@ class DecodeRow:
 
 @dataclass(slots=True)
 class DecodedRow:
+    """A decoded row: ``token_ids``/``logprobs`` are the tokens of ``text`` (cut at a stop
+    string, see the module docstring), plus EOS when the row ended with it."""
+
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     text: str = ""
@@ -201,7 +210,21 @@ def decode_batch(
         text = tokenizer.decode(result.token_ids, skip_special_tokens=True)
         cut = find_stop(text, row.stop)
         result.text = text if cut is None else text[:cut]
+        if cut is not None:
+            _trim_to_text(tokenizer, result)
     return results
+
+
+def _trim_to_text(tokenizer: Any, result: DecodedRow) -> None:
+    """Drop the trailing tokens (and log-probs) that ``result.text`` does not need: the
+    shortest prefix of the tokens whose decoded text starts with it stays. The stop string
+    completed in the last token, so only its few tokens are walked back over."""
+    keep = len(result.token_ids)
+    while keep > 0 and tokenizer.decode(
+        result.token_ids[: keep - 1], skip_special_tokens=True
+    ).startswith(result.text):
+        keep -= 1
+    del result.token_ids[keep:], result.logprobs[keep:]
 
 
 def _guide(

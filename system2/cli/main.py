@@ -85,6 +85,9 @@ def eval_(
     limit: Annotated[int, typer.Option(min=1, help="number of items")] = 30,
     seed: Annotated[int, typer.Option(help="seed that generates / selects the items")] = 0,
     retry_failed: Annotated[bool, typer.Option(help="rerun items recorded as failed")] = False,
+    allow_mixed: Annotated[
+        bool, typer.Option(help="resume a run file written by another version or revision")
+    ] = False,
     concurrency: Annotated[
         int, typer.Option(min=1, help="items in flight at once (lets the worker batch them)")
     ] = 1,
@@ -113,6 +116,7 @@ def eval_(
                 out,
                 run_config=run_config,
                 retry_failed=retry_failed,
+                allow_mixed=allow_mixed,
                 concurrency=concurrency,
             )
         print_summary(summary, console=console)

@@ -41,6 +41,9 @@ def collect(
     max_tokens: Annotated[int, typer.Option(min=1, help="tokens per sample")] = 512,
     sample_seed: Annotated[int, typer.Option(help="seed of the samples")] = 0,
     retry_failed: Annotated[bool, typer.Option(help="rerun pairs recorded as failed")] = False,
+    allow_mixed: Annotated[
+        bool, typer.Option(help="resume a run file written by another version or revision")
+    ] = False,
     concurrency: Annotated[int, typer.Option(min=1, help="pairs in flight at once")] = 1,
 ) -> None:
     """Label every (item, model): is the model's majority answer over SAMPLES right?"""
@@ -77,6 +80,7 @@ def collect(
                 prompts=cfg.prompts,
                 run_config=run_config,
                 retry_failed=retry_failed,
+                allow_mixed=allow_mixed,
                 concurrency=concurrency,
                 console=console,
             )

@@ -150,6 +150,9 @@ def synthesize(
     sample_seed: Annotated[int, typer.Option(help="seed of samples and rollouts")] = 0,
     concurrency: Annotated[int, typer.Option(min=1, help="items in flight at once")] = 1,
     retry_failed: Annotated[bool, typer.Option(help="rerun items recorded as failed")] = False,
+    allow_mixed: Annotated[
+        bool, typer.Option(help="resume a run file written by another version or revision")
+    ] = False,
 ) -> None:
     """Explore token alternatives of correct solutions; write (position, x+, x-) triplets."""
     from system2.evaluation import load_dataset
@@ -188,6 +191,7 @@ def synthesize(
                 prompts=gen.prompts,
                 run_config=run_config,
                 retry_failed=retry_failed,
+                allow_mixed=allow_mixed,
                 concurrency=concurrency,
                 console=console,
             )

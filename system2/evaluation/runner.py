@@ -3,7 +3,8 @@
 File format: line 1 is ``{"type": "header", **run_config}``; every finished item appends one
 ``{"type": "item", ...}`` line, flushed and fsynced, so a crash loses at most the item in
 flight. Rerunning with the same file skips ids already recorded (and, unless
-``retry_failed``, items recorded as failed), and refuses a different run_config. When an id
+``retry_failed``, items recorded as failed), and refuses a different run_config or a file
+written by other code (unless ``allow_mixed``; see ``system2.runfile``). When an id
 appears more than once (a retried failure), the last line wins. The loop is the one every
 resumable run shares (``system2.resumable_run``); this module adds answering and scoring
 one item, and the summary.
@@ -167,6 +168,7 @@ async def run_eval(
     run_config: Mapping[str, Any],
     progress: bool = True,
     retry_failed: bool = False,
+    allow_mixed: bool = False,
     console: Console | None = None,
     concurrency: int = 1,
 ) -> RunSummary:
@@ -177,7 +179,8 @@ async def run_eval(
     (KeyboardInterrupt, cancellation) propagates and the item is simply not recorded.
     With ``concurrency > 1`` that many items are in flight at once (so a worker can batch
     them) and records are appended in completion order; an interruption loses only the
-    items in flight.
+    items in flight. ``allow_mixed`` resumes a file written by another version or revision
+    of the code (marking where the code changed) instead of refusing it.
     """
     records = await _EVAL_RUN.run(
         items,
@@ -185,6 +188,7 @@ async def run_eval(
         out,
         config=run_config,
         retry_failed=retry_failed,
+        allow_mixed=allow_mixed,
         concurrency=concurrency,
         progress=progress,
         console=console,

@@ -9,8 +9,8 @@ File format (a run file, written through ``system2.resumable_run`` like the eval
 line 1 is ``{"type": "header", **config}``; each finished pair appends one
 ``{"type": "label", ...}`` line, flushed and fsynced. A rerun with the same file skips pairs
 already recorded (and, unless ``retry_failed``, pairs recorded as failed), refuses a
-different config, and ignores a torn final line; for a pair recorded more than once the last
-line wins.
+different config (and, unless ``allow_mixed``, a file written by other code), and ignores
+a torn final line; for a pair recorded more than once the last line wins.
 
 The label record format is documented in ``policies.selectllm.labels``, beside the
 statistics the router computes from it.
@@ -76,6 +76,7 @@ async def collect_labels(
     prompts: Mapping[TaskType, PromptConfig] | None = None,
     run_config: Mapping[str, Any] | None = None,
     retry_failed: bool = False,
+    allow_mixed: bool = False,
     concurrency: int = 1,
     progress: bool = True,
     console: Console | None = None,
@@ -117,6 +118,7 @@ async def collect_labels(
         out,
         config=config,
         retry_failed=retry_failed,
+        allow_mixed=allow_mixed,
         concurrency=concurrency,
         progress=progress,
         console=console,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Collection, Mapping
 from io import StringIO
 from pathlib import Path
@@ -12,10 +13,13 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from system2.code_version import CodeVersion, running_code
 from system2.resumable_run import ResumableRun, bounded_map
-from system2.runfile import RunConfigMismatchError
+from system2.runfile import RunCodeMismatchError, RunConfigMismatchError, RunFileLockedError
 
 CONFIG = {"name": "toy", "k": (1, 2)}
+CODE = CodeVersion(version="1.0", revision="aaa111")
+OTHER = CodeVersion(version="1.0", revision="bbb222")
 
 
 def _describe(records: Collection[Mapping[str, Any]]) -> str:
@@ -54,15 +58,17 @@ def _lines(path: Path) -> list[dict[str, Any]]:
 
 
 async def _run(work: Work, out: Path, units: list[str], **kwargs: Any) -> list[dict[str, Any]]:
+    kwargs.setdefault("code", CODE)
     return await RUN.run(units, work, out, config=kwargs.pop("config", CONFIG), **kwargs)
 
 
 async def test_a_fresh_run_writes_the_header_then_a_record_per_item(tmp_path: Path) -> None:
-    """The header holds the config as JSON reads it back; records come back in item order."""
+    """The header holds the config as JSON reads it back and the code that wrote it;
+    records come back in item order."""
     out = tmp_path / "sub" / "run.jsonl"
     records = await _run(Work(), out, ["a", "b", "c"], progress=False)
     lines = _lines(out)
-    assert lines[0] == {"type": "header", "name": "toy", "k": [1, 2]}
+    assert lines[0] == {"type": "header", "name": "toy", "k": [1, 2], "code": CODE.as_json()}
     assert [r["id"] for r in lines[1:]] == ["a", "b", "c"]
     assert [r["id"] for r in records] == ["a", "b", "c"]
     assert RUN.read(out) == (lines[0], {r["id"]: r for r in lines[1:]})
@@ -110,18 +116,121 @@ async def test_another_config_is_refused_before_any_work(tmp_path: Path) -> None
     assert out.read_text() == before
 
 
+async def test_by_default_the_header_records_the_running_version_and_revision(
+    tmp_path: Path,
+) -> None:
+    """Without ``code``, the header carries the package version and the source revision."""
+    out = tmp_path / "run.jsonl"
+    await RUN.run(["a"], Work(), out, config=CONFIG, progress=False)
+    code = _lines(out)[0]["code"]
+    assert code == running_code().as_json()
+    assert code["version"] is not None
+
+
+async def test_a_resume_under_other_code_is_refused_naming_both(tmp_path: Path) -> None:
+    """A file written by another revision is refused before any work, naming both."""
+    out = tmp_path / "run.jsonl"
+    await _run(Work(), out, ["a"], progress=False)
+    before = out.read_text()
+    work = Work()
+    with pytest.raises(RunCodeMismatchError, match=r"revision aaa111.*revision bbb222"):
+        await _run(work, out, ["a", "b"], progress=False, code=OTHER)
+    assert work.calls == []
+    assert out.read_text() == before
+
+
+async def test_allow_mixed_resumes_and_marks_where_the_code_changed(tmp_path: Path) -> None:
+    """With ``allow_mixed`` the missing items run, after a ``code_change`` line naming the
+    new code; the file reads back whole and resumes under the new code without asking."""
+    out = tmp_path / "run.jsonl"
+    await _run(Work(), out, ["a"], progress=False)
+    work = Work()
+    records = await _run(work, out, ["a", "b"], progress=False, code=OTHER, allow_mixed=True)
+    assert work.calls == ["b"]
+    assert [r["id"] for r in records] == ["a", "b"]
+    assert [line["type"] for line in _lines(out)] == ["header", "thing", "code_change", "thing"]
+    assert _lines(out)[2]["code"] == OTHER.as_json()
+    assert list(RUN.read(out)[1]) == ["a", "b"]
+    await _run(Work(), out, ["a", "b", "c"], progress=False, code=OTHER)
+    assert sum(line["type"] == "code_change" for line in _lines(out)) == 1
+
+
+async def test_an_old_header_without_code_is_refused_unless_allowed(tmp_path: Path) -> None:
+    """A run file from before code was recorded is an unknown revision: refused, then
+    resumed with ``allow_mixed``."""
+    out = tmp_path / "run.jsonl"
+    old = [{"type": "header", "name": "toy", "k": [1, 2]}, {"type": "thing", "id": "a"}]
+    out.write_text("".join(json.dumps(line) + "\n" for line in old))
+    with pytest.raises(RunCodeMismatchError, match="unknown revision"):
+        await _run(Work(), out, ["a", "b"], progress=False)
+    work = Work()
+    await _run(work, out, ["a", "b"], progress=False, allow_mixed=True)
+    assert work.calls == ["b"]
+    assert _lines(out)[:2] == old
+
+
+async def test_a_second_run_on_the_file_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    """Two runs in one process: the second is refused at once while the first holds the
+    file, and succeeds once the first has ended."""
+    out = tmp_path / "run.jsonl"
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(unit: str) -> dict[str, Any]:
+        started.set()
+        await release.wait()
+        return {"type": "thing", "id": unit, "status": "ok"}
+
+    first = asyncio.ensure_future(RUN.run(["a"], slow, out, config=CONFIG, progress=False))
+    await started.wait()
+    with pytest.raises(RunFileLockedError, match="in use"):
+        await _run(Work(), out, ["a", "b"], progress=False)
+    release.set()
+    await first
+    work = Work()
+    await RUN.run(["a", "b"], work, out, config=CONFIG, progress=False)
+    assert work.calls == ["b"]
+
+
+async def test_a_run_is_refused_while_another_process_holds_the_file(tmp_path: Path) -> None:
+    """Another process holding the run file's lock refuses a run; once that process has
+    died (killed, no clean exit), the run goes ahead."""
+    out = tmp_path / "run.jsonl"
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import fcntl, sys; f = open(sys.argv[1], 'a'); "
+        "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()",
+        str(out),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None
+        assert (await holder.stdout.readline()).strip() == b"locked"
+        work = Work()
+        with pytest.raises(RunFileLockedError):
+            await _run(work, out, ["a"], progress=False)
+        assert work.calls == []
+    finally:
+        holder.kill()
+        await holder.communicate()
+    assert [r["id"] for r in await _run(Work(), out, ["a"], progress=False)] == ["a"]
+
+
 @pytest.mark.parametrize(
     ("units", "config", "concurrency", "message"),
     [
         (["a", "a"], CONFIG, 1, "item ids are not unique"),
         (["a"], {"type": "x"}, 1, "must not contain the key 'type'"),
+        (["a"], {"code": "x"}, 1, "must not contain the key 'code'"),
         (["a"], CONFIG, 0, "concurrency must be at least 1"),
     ],
 )
 async def test_bad_arguments_are_refused_before_the_file_is_touched(
     tmp_path: Path, units: list[str], config: dict[str, Any], concurrency: int, message: str
 ) -> None:
-    """Duplicate keys, a config with ``type`` or no concurrency raise; nothing is written."""
+    """Duplicate keys, a config with ``type`` or ``code`` or no concurrency raise; nothing
+    is written."""
     out = tmp_path / "run.jsonl"
     with pytest.raises(ValueError, match=message):
         await _run(Work(), out, units, config=config, concurrency=concurrency, progress=False)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 
-from tests.workers.tiny_model import EOS, PAD, CharTokenizer, tiny_model
-from workers.decoding import DecodeRow, decode_batch, find_stop
+from tests.workers.tiny_model import ALPHABET, EOS, OFFSET, PAD, CharTokenizer, tiny_model
+from workers.decoding import DecodeRow, LogitsProcessor, decode_batch, find_stop
 from workers.sampling import RowSampling, filter_logits
 
 TOKENIZER = CharTokenizer()
@@ -95,7 +98,58 @@ def test_stop_string_truncates_text() -> None:
     (cut,) = _decode(model, [DecodeRow(prompt, GREEDY, max_tokens=20, stop=(stop,))])
     assert cut.finish_reason == "stop"
     assert cut.text == text[: text.find(stop)]
-    assert len(cut.token_ids) <= text.find(stop) + len(stop)
+    # One token per character: the tokens kept are exactly those of the returned text.
+    assert cut.token_ids == free.token_ids[: len(cut.text)]
+    assert cut.logprobs == free.logprobs[: len(cut.text)]
+
+
+class PieceTokenizer(CharTokenizer):
+    """``CharTokenizer`` whose first ids decode to the multi-character ``PIECES``."""
+
+    PIECES = ("ab", "c.d", ".", "e")
+
+    def decode(self, ids: Any, skip_special_tokens: bool = True) -> str:
+        return "".join(
+            self.PIECES[i - OFFSET] if i - OFFSET < len(self.PIECES) else ALPHABET[i - OFFSET]
+            for i in ids
+            if i >= OFFSET
+        )
+
+
+def forced(prompt_len: int, pieces: Sequence[str]) -> LogitsProcessor:
+    """A logits processor that makes every row sample ``pieces`` (PieceTokenizer ids)."""
+    ids = [PieceTokenizer.PIECES.index(p) + OFFSET for p in pieces]
+
+    def process(sequences: Sequence[Sequence[int]], logits: torch.Tensor) -> torch.Tensor:
+        out = torch.full_like(logits, float("-inf"))
+        for row, sequence in enumerate(sequences):
+            out[row, ids[min(len(sequence) - prompt_len, len(ids) - 1)]] = 0.0
+        return out
+
+    return process
+
+
+def test_stop_keeps_only_the_tokens_of_the_returned_text() -> None:
+    """Tokens wholly at or after the stop string's start are dropped with their log-probs;
+    the token the returned text ends inside (the stop starts mid-token) is kept."""
+    model, prompt = tiny_model(), tuple(CharTokenizer().encode("go"))
+    row = DecodeRow(prompt, GREEDY, max_tokens=10, stop=(".",))
+    for pieces, text, kept in (
+        (["ab", "e", ".", "e"], "abe", 2),  # "." is a token of its own: dropped
+        (["ab", "c.d", "e"], "abc", 2),  # the text ends inside "c.d": kept
+        ([".", "e"], "", 0),
+    ):
+        (result,) = decode_batch(
+            model,
+            PieceTokenizer(),
+            [row],
+            eos_token_ids=frozenset({EOS}),
+            pad_token_id=PAD,
+            logits_processor=forced(len(prompt), pieces),
+        )
+        assert (result.text, result.finish_reason) == (text, "stop")
+        assert result.token_ids == [PieceTokenizer.PIECES.index(p) + OFFSET for p in pieces[:kept]]
+        assert len(result.logprobs) == kept
 
 
 def test_find_stop_picks_earliest() -> None:

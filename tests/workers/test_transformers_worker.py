@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 import torch
@@ -108,3 +109,28 @@ async def test_score_chunks_rows_without_changing_results(
     chunked = await worker.score(ScoreRequest(prompt="abc", continuations=conts))
     for a, b in zip(whole.scores, chunked.scores, strict=True):
         assert a.token_logprobs == pytest.approx(b.token_logprobs, abs=1e-5)
+
+
+async def test_usage_counts_only_the_tokens_of_the_returned_text() -> None:
+    """A completion cut at a stop string is charged the tokens of its returned text, not
+    the stop string's (the model is made to write "hello world." here)."""
+    tokenizer = CharTokenizer()
+    prompt, target = tokenizer.encode("abc"), tokenizer.encode("hello world.")
+
+    def write_target(sequences: Sequence[Sequence[int]], logits: torch.Tensor) -> torch.Tensor:
+        out = torch.full_like(logits, float("-inf"))
+        for row, sequence in enumerate(sequences):
+            out[row, target[min(len(sequence) - len(prompt), len(target) - 1)]] = 0.0
+        return out
+
+    worker = TransformersWorker(
+        tiny_model(), tokenizer, model_name="tiny", logits_processor=write_target
+    )
+    params = SamplingParams(n=2, max_tokens=20, stop=(" wo",))
+    result = await worker.generate(GenerateRequest(prompt="abc", params=params))
+    await worker.close()
+    for completion in result.completions:
+        assert (completion.text, completion.finish_reason) == ("hello", "stop")
+        assert completion.token_ids == tuple(tokenizer.encode("hello"))
+        assert len(completion.logprobs) == 5
+    assert result.usage.completion_tokens == 2 * len(tokenizer.encode("hello"))

@@ -7,7 +7,8 @@ the settings, then one ``{"type": "item", ...}`` record per item: ``id``, ``stat
 every alternative's accuracy), ``triplets`` (each: ``reference`` index, ``position``
 within the reference's tokens, ``gold_id``, ``negative_id``, both accuracies),
 ``rollouts``, ``completion_tokens`` and ``seconds``. A rerun skips recorded items (failed
-ones too, unless ``retry_failed``) and refuses different settings.
+ones too, unless ``retry_failed``) and refuses different settings (and, unless
+``allow_mixed``, a file written by other code: ``system2.runfile``).
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ async def synthesize_triplets(
     prompts: Mapping[TaskType, PromptConfig] | None = None,
     run_config: Mapping[str, Any] | None = None,
     retry_failed: bool = False,
+    allow_mixed: bool = False,
     concurrency: int = 1,
     progress: bool = True,
     console: Console | None = None,
@@ -135,6 +137,7 @@ async def synthesize_triplets(
         out,
         config=config,
         retry_failed=retry_failed,
+        allow_mixed=allow_mixed,
         concurrency=concurrency,
         progress=progress,
         console=console,

@@ -104,7 +104,7 @@ def test_router_learns_which_model_suits_which_query(minilm: Any, tmp_path: Path
     validation accuracy, and unseen queries go to the right model."""
     router, metrics = train_router(synthetic_labels(), minilm, seed=0, epochs=50)
     assert metrics.micro_accuracy >= 0.9
-    assert (metrics.train_items, metrics.val_items) == (32, 8)
+    assert (metrics.train_items, metrics.calibration_items, metrics.val_items) == (24, 8, 8)
     arithmetic, spelling = router.confidences(["What is 12 plus 30?", "Spell 'dog' backwards."])
     assert arithmetic["arith"] > 0.5 > arithmetic["words"]
     assert spelling["words"] > 0.5 > spelling["arith"]
@@ -183,7 +183,7 @@ def test_calibration_is_bounded_and_monotone() -> None:
 
 
 def test_calibration_of_an_always_right_model_stays_below_one() -> None:
-    """A validation split where a model is always right still gives finite parameters."""
+    """A calibration split where a model is always right still gives finite parameters."""
     logits = torch.tensor([[0.5], [1.0], [2.0]])
     labels = torch.ones(3, 1)
     calibration = PlattCalibration.fit(logits, labels, torch.ones_like(labels), ["m"])
@@ -193,7 +193,7 @@ def test_calibration_of_an_always_right_model_stays_below_one() -> None:
 
 
 def test_calibration_without_validation_labels_is_identity() -> None:
-    """A model with no known validation label keeps its raw sigmoid."""
+    """A model with no known calibration label keeps its raw sigmoid."""
     mask = torch.zeros(2, 1)
     calibration = PlattCalibration.fit(torch.zeros(2, 1), torch.zeros(2, 1), mask, ["m"])
     assert calibration == PlattCalibration.identity(["m"])

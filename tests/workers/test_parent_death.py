@@ -1,0 +1,131 @@
+"""``die_with_this_process``: guarded processes die with the process that guarded them.
+
+Each test runs a parent Python process that starts ``sleep`` processes, guards them and
+prints their pids, then ends that parent (SIGKILL, or a normal exit) and checks that no
+guarded process, nor any descendant or group member of one, is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from workers.parent_death import GRACE_S, child_pids, process_start_time
+
+PARENT = """
+import subprocess, sys, time
+from workers.parent_death import die_with_this_process
+{start}
+print(" ".join(str(p) for p in pids), flush=True)
+{finish}
+"""
+
+NESTED = """
+tree = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60 & wait"])
+stubborn = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 60 & wait"])
+die_with_this_process(tree.pid)
+die_with_this_process(stubborn.pid)
+time.sleep(0.5)  # the shells have started their sleeps
+pids = [tree.pid, stubborn.pid]
+"""
+
+GROUP = """
+leader = subprocess.Popen(["sh", "-c", "sleep 60 & wait"], start_new_session=True)
+member = subprocess.Popen(["sleep", "60"], process_group=leader.pid)
+die_with_this_process(leader.pid, group=True)
+pids = [leader.pid, member.pid]
+"""
+
+
+@contextlib.contextmanager
+def parent(
+    start: str, finish: str = "time.sleep(60)"
+) -> Iterator[tuple[subprocess.Popen[str], dict[int, int]]]:
+    """The running parent (in a session of its own) and the processes it guards and their
+    descendants (pid -> start time, recorded before the parent ends); any still alive
+    afterwards are killed."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", PARENT.format(start=start, finish=finish)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    watched: dict[int, int] = {}
+    try:
+        assert process.stdout is not None
+        roots = [int(p) for p in process.stdout.readline().split()]
+        for pid in _with_descendants(roots):
+            start_time = process_start_time(pid)
+            if start_time is not None:
+                watched[pid] = start_time
+        assert len(watched) > len(roots)  # the sleeps under the roots are watched too
+        yield process, watched
+    finally:
+        process.kill()
+        process.wait()
+        for pid in watched:
+            if process_start_time(pid) == watched[pid]:
+                os.kill(pid, signal.SIGKILL)
+
+
+def _with_descendants(roots: list[int]) -> set[int]:
+    found = set(roots)
+    frontier = list(roots)
+    while frontier:
+        children = child_pids(frontier.pop())
+        frontier.extend(children - found)
+        found |= children
+    return found
+
+
+def _survivors(watched: dict[int, int], within_s: float) -> list[int]:
+    deadline = time.monotonic() + within_s
+    while True:
+        alive = [p for p, s in watched.items() if process_start_time(p) == s]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
+def test_sigkilled_parent_takes_guarded_processes_and_descendants_along() -> None:
+    """A SIGKILLed parent's guarded processes and their children die (SIGTERM first, then
+    SIGKILL for one that ignores SIGTERM), within the grace period and a poll."""
+    with parent(NESTED) as (process, watched):
+        process.kill()
+        assert _survivors(watched, within_s=GRACE_S + 3) == []
+
+
+def test_group_guard_takes_the_process_group_along() -> None:
+    """Guarded with ``group=True``, a process group leader's whole group dies with the parent,
+    members that are not its children included."""
+    with parent(GROUP) as (process, watched):
+        process.kill()
+        assert _survivors(watched, within_s=GRACE_S + 3) == []
+
+
+def test_parent_that_exits_normally_leaves_nothing_behind() -> None:
+    """A parent that exits without stopping what it guards still leaves nothing running."""
+    with parent(NESTED, finish="sys.exit(0)") as (process, watched):
+        assert process.wait(timeout=10) == 0
+        assert _survivors(watched, within_s=GRACE_S + 3) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_terminal_signals_do_not_stop_the_reaper_early(sig: int) -> None:
+    """A signal to the parent's process group (Ctrl-C, ``kill -TERM -PGID``) does not reach
+    the reaper, which runs in a session of its own."""
+    with parent(NESTED) as (process, watched):
+        reapers = child_pids(process.pid) - set(watched)
+        assert len(reapers) == 1
+        assert os.getsid(reapers.pop()) != os.getsid(process.pid)
+        os.killpg(process.pid, sig)
+        process.wait(timeout=10)
+        assert _survivors(watched, within_s=GRACE_S + 3) == []
