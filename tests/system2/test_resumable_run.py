@@ -159,7 +159,10 @@ async def test_an_old_header_without_code_is_refused_unless_allowed(tmp_path: Pa
     """A run file from before code was recorded is an unknown revision: refused, then
     resumed with ``allow_mixed``."""
     out = tmp_path / "run.jsonl"
-    old = [{"type": "header", "name": "toy", "k": [1, 2]}, {"type": "thing", "id": "a"}]
+    old = [
+        {"type": "header", "name": "toy", "k": [1, 2]},
+        {"type": "thing", "id": "a", "status": "ok"},
+    ]
     out.write_text("".join(json.dumps(line) + "\n" for line in old))
     with pytest.raises(RunCodeMismatchError, match="unknown revision"):
         await _run(Work(), out, ["a", "b"], progress=False)

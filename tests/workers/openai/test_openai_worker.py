@@ -1,81 +1,26 @@
-"""OpenAIWorker against ``FakeOpenAIServer``, a scripted test double of an OpenAI-compatible
-server (httpx.MockTransport): request bodies, parsing, seed splitting, scoring, health,
-and every way a response can be wrong."""
+"""OpenAIWorker against ``FakeOpenAIServer``: request bodies, parsing, seed splitting,
+health, and every way a response can be wrong (scoring: ``test_openai_score.py``)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import re
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from workers.base import ChatMessage, GenerateRequest, SamplingParams, ScoreRequest
+from tests.workers.openai.fake_server import (
+    BASE,
+    FakeOpenAIServer,
+    Handler,
+    completion_choice,
+    completions_body,
+)
+from workers.base import ChatMessage, GenerateRequest, SamplingParams
 from workers.errors import WorkerFailure
-from workers.openai.worker import OpenAIWorker, RequestRejected
-
-BASE = "http://fake:8000"
-Handler = Callable[[Any], Any]
-
-
-class FakeOpenAIServer:
-    """Test double of an OpenAI-compatible server: one scripted handler per path (it gets
-    the JSON body and returns a response, or raises an httpx error); records each request."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, Handler] = {}
-        self.requests: list[tuple[str, str, Any, httpx.Headers]] = []
-        self.timeouts: list[dict[str, float]] = []
-
-    async def handle(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content) if request.content else None
-        self.requests.append((request.method, request.url.path, body, request.headers))
-        self.timeouts.append(request.extensions["timeout"])
-        handler = self.routes.get(request.url.path)
-        if handler is None:
-            return httpx.Response(404, json={"detail": "Not Found"})
-        answer = handler(body)
-        if asyncio.iscoroutine(answer):
-            answer = await answer
-        return answer if isinstance(answer, httpx.Response) else httpx.Response(200, json=answer)
-
-    def worker(self, **kwargs: Any) -> OpenAIWorker:
-        return OpenAIWorker(
-            BASE + "/v1/",
-            model="served-name",
-            model_name="m",
-            transport=httpx.MockTransport(self.handle),
-            **kwargs,
-        )
-
-    def bodies(self, path: str) -> list[Any]:
-        return [body for _, p, body, _ in self.requests if p == path]
-
-
-def completion_choice(index: int, text: str, logprobs: list[Any], **extra: Any) -> Any:
-    return {
-        "index": index,
-        "text": text,
-        "logprobs": {"tokens": ["x"] * len(logprobs), "token_logprobs": logprobs},
-        "finish_reason": "stop",
-        **extra,
-    }
-
-
-def completions_body(*choices: Any, prompt_tokens: int = 5, completion_tokens: int = 3) -> Any:
-    return {
-        "object": "text_completion",
-        "choices": list(choices),
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
-    }
-
-
-@pytest.fixture
-def server() -> FakeOpenAIServer:
-    return FakeOpenAIServer()
+from workers.openai.worker import RequestRejected
 
 
 async def test_completion_request_body_and_parsing(server: FakeOpenAIServer) -> None:
@@ -227,105 +172,6 @@ async def test_missing_token_ids_leave_ids_empty(server: FakeOpenAIServer) -> No
     assert "return_token_ids" not in server.bodies("/v1/completions")[0]
     assert result.completions[0].token_ids == ()
     assert result.completions[0].logprobs == (-0.5, -0.5)
-
-
-def echo_choice(index: int, pieces: list[str], logprobs: list[float | None], **extra: Any) -> Any:
-    offsets, at = [], 0
-    for piece in pieces:
-        offsets.append(at)
-        at += len(piece)
-    return {
-        "index": index,
-        "text": "".join(pieces),
-        "logprobs": {"tokens": pieces, "text_offset": offsets, "token_logprobs": logprobs},
-        "finish_reason": "length",
-        **extra,
-    }
-
-
-PROMPT = "The capital of France is"
-
-
-def score_body(body: Any) -> Any:
-    """Echoes "The capital of France is" + continuation, one token per word."""
-    prompt_pieces = ["The", " capital", " of", " France", " is"]
-    prompt_lps: list[float | None] = [None, -5.0, -1.0, -2.0, -0.5]
-    choices = []
-    for i, text in enumerate(body["prompt"]):
-        rest = text[len(PROMPT) :]
-        pieces = prompt_pieces + [" " + w for w in rest.split()]
-        lps = prompt_lps + [-0.25 * (j + 1) for j in range(len(rest.split()))]
-        ids = list(range(100, 100 + len(pieces)))
-        choices.append(echo_choice(i, pieces, lps, prompt_token_ids=ids))
-    return completions_body(*choices, prompt_tokens=17, completion_tokens=0)
-
-
-async def test_score_sums_logprobs_from_the_prompt_end(server: FakeOpenAIServer) -> None:
-    """score echoes prompt + continuation with max_tokens 0 and sums the log-probs of the
-    tokens whose text_offset is at or past the prompt's end."""
-    server.routes["/v1/completions"] = score_body
-    request = ScoreRequest(prompt=PROMPT, continuations=(" Paris", " not Lyon"))
-    async with server.worker() as worker:
-        result = await worker.score(request)
-    (body,) = server.bodies("/v1/completions")
-    assert body["prompt"] == [PROMPT + " Paris", PROMPT + " not Lyon"]
-    assert (body["echo"], body["max_tokens"], body["logprobs"]) == (True, 0, 0)
-    paris, lyon = result.scores
-    assert paris.token_logprobs == (-0.25,)
-    assert paris.token_ids == (105,)
-    assert lyon.token_logprobs == (-0.25, -0.5)
-    assert lyon.total_logprob == pytest.approx(-0.75)
-    assert result.usage.prompt_tokens == 17
-
-
-async def test_score_skips_echoed_bos_text(server: FakeOpenAIServer) -> None:
-    """A BOS token echoed before the prompt ("<s>") shifts every offset; the split still
-    falls at the prompt's end."""
-    server.routes["/v1/completions"] = lambda body: completions_body(
-        echo_choice(0, ["<s>", "Hi", " there", " you"], [None, -1.0, -2.0, -3.0])
-    )
-    async with server.worker() as worker:
-        result = await worker.score(ScoreRequest(prompt="Hi there", continuations=(" you",)))
-    assert result.scores[0].token_logprobs == (-3.0,)
-
-
-async def test_score_falls_back_to_max_tokens_1(server: FakeOpenAIServer) -> None:
-    """A server refusing max_tokens 0 gets max_tokens 1 (now and later); the one generated
-    token is not counted."""
-
-    def handler(body: Any) -> Any:
-        if body["max_tokens"] == 0:
-            return httpx.Response(400, json={"message": "max_tokens must be at least 1"})
-        return completions_body(
-            echo_choice(0, ["Hi", " you", " !"], [None, -2.0, -9.0]), completion_tokens=1
-        )
-
-    server.routes["/v1/completions"] = handler
-    request = ScoreRequest(prompt="Hi", continuations=(" you",))
-    async with server.worker() as worker:
-        first = await worker.score(request)
-        second = await worker.score(request)
-    assert [b["max_tokens"] for b in server.bodies("/v1/completions")] == [0, 1, 1]
-    assert first.scores[0].token_logprobs == second.scores[0].token_logprobs == (-2.0,)
-
-
-async def test_score_chat_prompt_needs_a_template(server: FakeOpenAIServer) -> None:
-    """A chat prompt cannot be scored without a chat_template hook; with one, the rendered
-    text is scored without the server adding special tokens again."""
-    server.routes["/v1/completions"] = lambda body: completions_body(
-        echo_choice(0, ["<u>hi</u>", " ok"], [None, -1.5])
-    )
-    request = ScoreRequest(prompt=(ChatMessage(role="user", content="hi"),), continuations=(" ok",))
-    async with server.worker() as worker:
-        with pytest.raises(ValueError, match="chat_template"):
-            await worker.score(request)
-    assert server.requests == []
-    async with server.worker(chat_template=lambda ms: f"<u>{ms[0].content}</u>") as worker:
-        result = await worker.score(request)
-    (body,) = server.bodies("/v1/completions")
-    assert body["prompt"] == ["<u>hi</u> ok"]
-    assert body["add_special_tokens"] is False
-    assert result.scores[0].token_logprobs == (-1.5,)
 
 
 async def test_health_checks_server_and_model(server: FakeOpenAIServer) -> None:
