@@ -31,12 +31,13 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-__all__ = ["GRACE_S", "child_pids", "die_with_this_process", "process_start_time"]
+__all__ = ["GRACE_S", "REFRESH_S", "child_pids", "die_with_this_process", "process_start_time"]
 
 GRACE_S = 3.0
 """Seconds between SIGTERM and SIGKILL once the parent is gone."""
 POLL_S = 0.25
-REFRESH_S = 2.0
+REFRESH_S = 1.0
+"""Seconds between looks for the guarded processes' new descendants."""
 
 _lock = threading.Lock()
 

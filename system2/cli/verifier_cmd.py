@@ -8,25 +8,18 @@ the built-in config's model.
 from __future__ import annotations
 
 import asyncio
-import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.table import Table
 
-from system2.cli.config_file import load_cli_config
 from system2.cli.output import console, fail
-from system2.logging import configure_logging
+from system2.cli.verifier_generator import load_generator, token_step_verifier_of
 from system2.resumable_run import run_progress
-from workers.base import StepVerifier, Worker
-from workers.errors import CatalogError, UnsupportedRequest
 
 if TYPE_CHECKING:
     from orchestrator.aggregation.verifier_vote import PathAggregate
-    from orchestrator.prompts import PromptConfig
-    from orchestrator.types import TaskType
     from workers.verifier import TrainableMode
     from workers.verifier.train import TrainingMetrics
 
@@ -49,74 +42,6 @@ ModelOpt = Annotated[
     typer.Option("--model", "-m", help="catalog name or local directory (instead of --config)"),
 ]
 ThreadsOpt = Annotated[int | None, typer.Option(min=1, help="torch CPU threads (with --model)")]
-
-
-@dataclass(frozen=True)
-class _Generator:
-    """The worker to use, the prompts to pose with, and what to record about them."""
-
-    worker: Worker
-    prompts: dict[TaskType, PromptConfig]
-    described: dict[str, Any]
-    checkpoint: str | None
-
-
-def _generator(
-    config: Path | None,
-    name: str | None,
-    model: str | None,
-    threads: int | None,
-    verifier: Path | None = None,
-) -> _Generator:
-    """Build the generator's worker (loads the model; attaches ``verifier`` if given)."""
-    from workers.config import (
-        TransformersWorkerConfig,
-        VerifierConfig,
-        VLLMWorkerConfig,
-        WorkerConfig,
-        build_worker,
-    )
-
-    wc: WorkerConfig
-    if model is not None:
-        if config is not None:
-            raise fail("give --model or --config, not both")
-        configure_logging("console", "warning")  # the built-in config's logging
-        wc = TransformersWorkerConfig(
-            model=model,
-            threads=threads,
-            verifier=VerifierConfig(path=str(verifier)) if verifier else None,
-        )
-        worker_name, prompts = model, {}
-    else:
-        cfg = load_cli_config(config)
-        worker_name = name or cfg.policy.models[0]
-        if worker_name not in cfg.models:
-            raise fail(f"no model {worker_name!r} in the config ({', '.join(cfg.models)})")
-        declared = cfg.models[worker_name]
-        if verifier is not None:
-            if not isinstance(declared, TransformersWorkerConfig | VLLMWorkerConfig):
-                raise fail(
-                    f"model {worker_name!r} is not a transformers or vllm worker; use --model"
-                )
-            declared = declared.model_copy(update={"verifier": VerifierConfig(path=str(verifier))})
-        wc, prompts = declared, dict(cfg.prompts)
-    checkpoint = wc.model if isinstance(wc, TransformersWorkerConfig | VLLMWorkerConfig) else None
-    try:
-        worker = build_worker(worker_name, wc)
-    except (CatalogError, ValueError) as exc:
-        raise fail(exc) from None
-    described = {"worker": json.loads(wc.model_dump_json()), "generator": checkpoint}
-    return _Generator(worker, prompts, described, checkpoint)
-
-
-def _token_step_verifier(worker: Worker) -> StepVerifier | None:
-    """The worker's attached token verifier as a step verifier (None on engines that keep
-    it out of reach, such as vLLM's engine process)."""
-    try:
-        return worker.token_step_verifier()
-    except UnsupportedRequest:
-        return None
 
 
 @app.command()
@@ -177,7 +102,7 @@ def synthesize(
         items = load_dataset(dataset, limit=limit, seed=seed)
     except ValueError as exc:
         raise fail(exc) from None
-    gen = _generator(config, name, model, threads)
+    gen = load_generator(config, name, model, threads)
     # No limit here: a later run with a larger --limit extends the same file.
     run_config = {"dataset": dataset, "seed": seed, **gen.described}
 
@@ -327,6 +252,9 @@ def eval_(
     vote_aggregate: Annotated[
         str, typer.Option(help="path score from step scores: min, mean, last")
     ] = "min",
+    allow_mixed: Annotated[
+        bool, typer.Option(help="resume run files written by another version or revision")
+    ] = False,
 ) -> None:
     """Greedy vs guided greedy and SC@k vs guided SC@k on the same items (and, with
     --verifier-vote, each SC mode's candidates voting with the token verifier's step
@@ -363,7 +291,7 @@ def eval_(
         items = load_dataset(dataset, limit=limit, seed=seed)
     except ValueError as exc:
         raise fail(exc) from None
-    gen = _generator(config, name, model, threads, verifier=verifier)
+    gen = load_generator(config, name, model, threads, verifier=verifier)
     run_config = {
         "dataset": dataset,
         "limit": limit,
@@ -384,8 +312,9 @@ def eval_(
                 run_config=run_config,
                 concurrency=concurrency,
                 console=console,
-                step_verifier=_token_step_verifier(gen.worker) if verifier_vote else None,
+                step_verifier=token_step_verifier_of(gen.worker) if verifier_vote else None,
                 aggregate=aggregate,
+                allow_mixed=allow_mixed,
             )
         finally:
             await gen.worker.close()

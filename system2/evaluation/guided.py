@@ -132,6 +132,7 @@ async def compare_guided(
     console: Console | None = None,
     step_verifier: StepVerifier | None = None,
     aggregate: PathAggregate = "min",
+    allow_mixed: bool = False,
 ) -> list[ModeResult]:
     """Run every mode into ``out_dir/<mode>.jsonl`` and, given a ``step_verifier``, re-vote
     each SC mode with it (``revote_with_verifier``); the worker is left open."""
@@ -157,6 +158,7 @@ async def compare_guided(
             concurrency=concurrency,
             progress=progress,
             console=console,
+            allow_mixed=allow_mixed,
         )
         after, wall = _verifier_seconds(worker), time.perf_counter() - started
         spent = None if before is None or after is None else after - before

@@ -21,7 +21,7 @@ from workers.parent_death import GRACE_S, child_pids, process_start_time
 
 PARENT = """
 import subprocess, sys, time
-from workers.parent_death import die_with_this_process
+from workers.parent_death import REFRESH_S, die_with_this_process
 {start}
 print(" ".join(str(p) for p in pids), flush=True)
 {finish}
@@ -32,12 +32,12 @@ tree = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60 & wait"])
 stubborn = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 60 & wait"])
 die_with_this_process(tree.pid)
 die_with_this_process(stubborn.pid)
-time.sleep(0.5)  # the shells have started their sleeps
+time.sleep(REFRESH_S + 0.5)  # the reaper has seen the sleeps the shells started
 pids = [tree.pid, stubborn.pid]
 """
 
 GROUP = """
-leader = subprocess.Popen(["sh", "-c", "sleep 60 & wait"], start_new_session=True)
+leader = subprocess.Popen(["sh", "-c", "sleep 60 & wait"], process_group=0)
 member = subprocess.Popen(["sleep", "60"], process_group=leader.pid)
 die_with_this_process(leader.pid, group=True)
 pids = [leader.pid, member.pid]

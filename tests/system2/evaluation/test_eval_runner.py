@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.types import Answer, Query, Trace, Usage
+from system2.code_version import running_code
 from system2.evaluation import (
     EvalItem,
     RunConfigMismatchError,
@@ -74,7 +75,7 @@ async def test_run_writes_header_and_items(tmp_path: Path) -> None:
         make_items(), scripted_answer_fn_for(script), out, run_config=CONFIG, progress=False
     )
     first = json.loads(out.read_text().splitlines()[0])
-    assert first == {"type": "header", **CONFIG}
+    assert first == {"type": "header", **CONFIG, "code": running_code().as_json()}
     records = item_lines(out)
     assert [r["id"] for r in records] == ["q0", "q1", "q2", "q3"]
     assert [r["correct"] for r in records] == [True, True, True, False]
