@@ -221,8 +221,12 @@ def _watch(parent: int, commands: int) -> None:
     guarded: dict[int, tuple[int, bool]] = {}
     pending = b""
     refreshed = time.monotonic()
-    while os.getppid() == parent:
-        ready, _, _ = select.select([commands], [], [], POLL_S)
+    parent_alive = True
+    while True:
+        # Once the parent is gone, only read what it wrote before it went.
+        ready, _, _ = select.select([commands], [], [], POLL_S if parent_alive else 0)
+        if not ready and not parent_alive:
+            break
         if ready:
             chunk = os.read(commands, 65536)
             if not chunk:
@@ -231,6 +235,7 @@ def _watch(parent: int, commands: int) -> None:
         if time.monotonic() - refreshed >= REFRESH_S:
             guarded = _with_descendants(guarded, _process_table())
             refreshed = time.monotonic()
+        parent_alive = parent_alive and os.getppid() == parent
     _reap(guarded, GRACE_S)
 
 

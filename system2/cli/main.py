@@ -17,6 +17,7 @@ from system2.cli.graph_cmd import graph
 from system2.cli.models_cmd import app as models_app
 from system2.cli.output import console, err, fail
 from system2.cli.router_cmd import app as router_app
+from system2.cli.serve_cmd import serve
 from system2.cli.verifier_cmd import app as verifier_app
 from system2.config import ConfigError, System2Config
 from workers.errors import CatalogError
@@ -30,6 +31,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(router_app, name="router")
 app.add_typer(verifier_app, name="verifier")
 app.command()(graph)
+app.command()(serve)
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML config (default: built-in)")

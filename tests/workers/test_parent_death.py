@@ -15,8 +15,6 @@ import sys
 import time
 from collections.abc import Iterator
 
-import pytest
-
 from workers.parent_death import GRACE_S, child_pids, process_start_time
 
 PARENT = """
@@ -27,12 +25,19 @@ print(" ".join(str(p) for p in pids), flush=True)
 {finish}
 """
 
-NESTED = """
+TREE = """
+tree = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60 & wait"])
+die_with_this_process(tree.pid)
+time.sleep(REFRESH_S + 0.5)  # the reaper has seen the sleeps the shell started
+pids = [tree.pid]
+"""
+
+STUBBORN = """
 tree = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60 & wait"])
 stubborn = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 60 & wait"])
 die_with_this_process(tree.pid)
 die_with_this_process(stubborn.pid)
-time.sleep(REFRESH_S + 0.5)  # the reaper has seen the sleeps the shells started
+time.sleep(0.5)  # the shells have started their sleeps
 pids = [tree.pid, stubborn.pid]
 """
 
@@ -99,7 +104,7 @@ def _survivors(watched: dict[int, int], within_s: float) -> list[int]:
 def test_sigkilled_parent_takes_guarded_processes_and_descendants_along() -> None:
     """A SIGKILLed parent's guarded processes and their children die (SIGTERM first, then
     SIGKILL for one that ignores SIGTERM), within the grace period and a poll."""
-    with parent(NESTED) as (process, watched):
+    with parent(STUBBORN) as (process, watched):
         process.kill()
         assert _survivors(watched, within_s=GRACE_S + 3) == []
 
@@ -114,19 +119,19 @@ def test_group_guard_takes_the_process_group_along() -> None:
 
 def test_parent_that_exits_normally_leaves_nothing_behind() -> None:
     """A parent that exits without stopping what it guards still leaves nothing running."""
-    with parent(NESTED, finish="sys.exit(0)") as (process, watched):
+    with parent(TREE, finish="sys.exit(0)") as (process, watched):
         assert process.wait(timeout=10) == 0
         assert _survivors(watched, within_s=GRACE_S + 3) == []
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_terminal_signals_do_not_stop_the_reaper_early(sig: int) -> None:
-    """A signal to the parent's process group (Ctrl-C, ``kill -TERM -PGID``) does not reach
-    the reaper, which runs in a session of its own."""
-    with parent(NESTED) as (process, watched):
+def test_ctrl_c_to_the_process_group_does_not_stop_the_reaper() -> None:
+    """A SIGINT to the parent's whole process group (Ctrl-C in a terminal) does not reach the
+    reaper, which runs in a session of its own, and the guarded processes' children, which
+    outlive their shell, are reaped too."""
+    with parent(TREE) as (process, watched):
         reapers = child_pids(process.pid) - set(watched)
         assert len(reapers) == 1
         assert os.getsid(reapers.pop()) != os.getsid(process.pid)
-        os.killpg(process.pid, sig)
+        os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=10)
         assert _survivors(watched, within_s=GRACE_S + 3) == []

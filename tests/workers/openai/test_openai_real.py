@@ -130,23 +130,30 @@ async def test_stop_string_usage_counts_the_returned_text(
     worker: OpenAIWorker, reference: TransformersWorker
 ) -> None:
     """Cut at a stop string (text and chat prompts), both backends keep the same tokens,
-    those of the returned text, and charge exactly them."""
+    those of the returned text, and charge exactly them: a stop starting at a token
+    boundary drops its tokens (vLLM returns them), one starting mid-token keeps that token."""
     for prompt in ("The capital of France is", CHAT):
         free = await reference.generate(
             GenerateRequest(prompt=prompt, params=SamplingParams(max_tokens=16))
         )
-        text = free.completions[0].text
-        stop = text[len(text) // 2 : len(text) // 2 + 2]
-        request = GenerateRequest(prompt=prompt, params=SamplingParams(max_tokens=16, stop=(stop,)))
-        got, want = await worker.generate(request), await reference.generate(request)
-        (g,), (w,) = got.completions, want.completions
-        assert (g.text, g.finish_reason) == (w.text, "stop") == (text[: text.find(stop)], "stop")
-        assert g.token_ids == w.token_ids
-        assert len(g.token_ids) < len(free.completions[0].token_ids)
-        if g.token_ids:  # no token to spare: without the last, the text is not all there
-            assert await reference.decode_tokens(g.token_ids[:-1]) != g.text
-        assert got.usage.completion_tokens == want.usage.completion_tokens == len(g.token_ids)
-        assert len(g.logprobs) == len(g.token_ids)
+        text, ids = free.completions[0].text, free.completions[0].token_ids
+        middle = len(ids) // 2
+        at_boundary = await reference.decode_tokens(ids[middle : middle + 2])
+        mid_token = text[len(text) // 2 : len(text) // 2 + 2]
+        for stop in (at_boundary, mid_token):
+            params = SamplingParams(max_tokens=16, stop=(stop,))
+            request = GenerateRequest(prompt=prompt, params=params)
+            got, want = await worker.generate(request), await reference.generate(request)
+            (g,), (w,) = got.completions, want.completions
+            assert (g.text, g.finish_reason) == (w.text, w.finish_reason)
+            assert (g.text, g.finish_reason) == (text[: text.find(stop)], "stop")
+            assert g.token_ids == w.token_ids
+            assert len(g.logprobs) == len(g.token_ids)
+            if stop == at_boundary:
+                assert len(g.token_ids) <= middle
+            if g.token_ids:  # no token to spare: without the last, the text is not all there
+                assert await reference.decode_tokens(g.token_ids[:-1]) != g.text
+            assert got.usage.completion_tokens == want.usage.completion_tokens == len(g.token_ids)
 
 
 def _alternatives_agree(

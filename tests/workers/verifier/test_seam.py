@@ -180,8 +180,6 @@ async def test_guidance_without_a_verifier_is_refused() -> None:
     http = OpenAIWorker("http://x", model="m", transport=transport)
     with pytest.raises(UnsupportedRequest, match="guidance"):
         await http.generate(request)
-    with pytest.raises(UnsupportedRequest, match="top_logprobs"):
-        await http.score(ScoreRequest(prompt="a", continuations=("b",), top_logprobs=2))
 
 
 def test_guidance_settings_are_validated() -> None:
