@@ -31,7 +31,14 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-__all__ = ["GRACE_S", "REFRESH_S", "child_pids", "die_with_this_process", "process_start_time"]
+__all__ = [
+    "GRACE_S",
+    "REFRESH_S",
+    "child_pids",
+    "die_with_this_process",
+    "guard_new_children",
+    "process_start_time",
+]
 
 GRACE_S = 3.0
 """Seconds between SIGTERM and SIGKILL once the parent is gone."""
@@ -63,6 +70,24 @@ def die_with_this_process(pid: int, *, group: bool = False) -> None:
         _forget_if_forked()
         _guarded[pid] = (start, group)
         _send(f"guard {pid} {start} {int(group)}\n")
+
+
+def guard_new_children(seen: set[int]) -> list[int]:
+    """Tie to this process's life each child of this process not in ``seen`` that runs a
+    program of its own by now (its command line is no longer this process's: it has exec'd,
+    or set a process title), except multiprocessing's resource tracker, which cleans up
+    after this process and then leaves by itself. Adds them to ``seen``; returns them."""
+    own = _cmdline(os.getpid())
+    guarded = []
+    for pid in sorted(child_pids() - seen):
+        cmdline = _cmdline(pid)
+        if cmdline is None or cmdline == own:
+            continue  # gone, or not started its program yet: look again next time
+        seen.add(pid)
+        if b"multiprocessing.resource_tracker" not in cmdline:
+            die_with_this_process(pid)
+            guarded.append(pid)
+    return guarded
 
 
 def child_pids(parent: int | None = None) -> set[int]:
@@ -152,6 +177,14 @@ def _stat_fields(pid: int) -> list[str] | None:
     except OSError:
         return None
     return raw[raw.rfind(")") + 2 :].split()
+
+
+def _cmdline(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read()
+    except OSError:
+        return None
 
 
 def _process_table() -> dict[int, tuple[int, int, int]]:

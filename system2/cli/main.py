@@ -18,6 +18,7 @@ from system2.cli.models_cmd import app as models_app
 from system2.cli.output import console, err, fail
 from system2.cli.router_cmd import app as router_app
 from system2.cli.serve_cmd import serve
+from system2.cli.signals import StoppableGroup
 from system2.cli.verifier_cmd import app as verifier_app
 from system2.config import ConfigError, System2Config
 from workers.errors import CatalogError
@@ -25,7 +26,9 @@ from workers.errors import CatalogError
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="system2: better answers from pools of language models.", no_args_is_help=True
+    help="system2: better answers from pools of language models.",
+    no_args_is_help=True,
+    cls=StoppableGroup,  # SIGTERM stops any command as Ctrl-C does; exit 130 / 143
 )
 app.add_typer(models_app, name="models")
 app.add_typer(router_app, name="router")

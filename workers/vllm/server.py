@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from workers.catalog import resolve
+from workers.parent_death import die_with_this_process
 from workers.vllm.engine import cpu_only
 
 __all__ = ["VLLMServer", "free_port"]
@@ -112,6 +113,7 @@ class VLLMServer:
             self.process = subprocess.Popen(
                 self.args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
+            die_with_this_process(self.process.pid, group=True)
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()  # type: ignore[union-attr]

@@ -29,6 +29,8 @@
   ``kv_cache_gib`` becomes the engine's
   ``kv_cache_memory_bytes`` unless the legacy ``VLLM_CPU_KVCACHE_SPACE`` (whole GiB) is set,
   which vLLM lets win. Use float32 where the CPU has no bf16.
+* The engine's processes die with this process, however it ends, and leave a terminal's
+  Ctrl-C to it (``workers.vllm.engine.start_engine_on``).
 
 Scripts that start an engine need an ``if __name__ == "__main__":`` guard: vLLM's engine
 processes re-import the main module.
@@ -63,7 +65,7 @@ from workers.catalog import resolve
 from workers.chat_prompt import encode_prompt
 from workers.errors import UnsupportedRequest, WorkerFailure
 from workers.guidance_stats import GuidanceStats
-from workers.vllm.engine import engine_args, shutdown_engine, start_engine
+from workers.vllm.engine import engine_args, shutdown_engine, start_engine_on
 from workers.vllm.engine_thread import LoopThread, gather_all
 from workers.vllm.outputs import read_completion, read_continuation
 
@@ -113,7 +115,7 @@ class VLLMWorker(Worker):
         self._runner = LoopThread(f"system2-vllm-{model_name}")
         started = time.perf_counter()
         try:
-            engine = self._runner.call(start_engine(self.engine_args, guidance))
+            engine = start_engine_on(self._runner, self.engine_args, guidance)
         except BaseException:
             self._runner.stop()
             self._remove_stats_dir()

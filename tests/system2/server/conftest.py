@@ -110,14 +110,17 @@ def chat(model: str = "default", question: str = "What is 2 + 2?", **extra: Any)
     return {"model": model, "messages": [{"role": "user", "content": question}], **extra}
 
 
-def assert_openai_error(response: httpx.Response, status: int, param: str | None = None) -> dict[str, Any]:
+def assert_openai_error(
+    response: httpx.Response, status: int, param: str | None = None
+) -> dict[str, Any]:
     """``response`` has ``status`` and OpenAI's error body (naming ``param`` if given)."""
     assert response.status_code == status, response.text
     body = response.json()
     assert set(body) == {"error"}
     error = body["error"]
     assert set(error) == {"message", "type", "param", "code"}
-    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["message"], str)
+    assert error["message"]
     if param is not None:
         assert error["param"] == param, error
     return error

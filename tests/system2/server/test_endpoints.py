@@ -108,7 +108,9 @@ async def test_system2_overrides_the_profile_per_request(
     client: httpx.AsyncClient, system2: dict[str, Any], check: Any
 ) -> None:
     """Fields of ``system2`` change the profile's strategy (or task) for one request."""
-    body = (await client.post("/v1/chat/completions", json=chat("math-sc5", system2=system2))).json()
+    body = (
+        await client.post("/v1/chat/completions", json=chat("math-sc5", system2=system2))
+    ).json()
     assert check(body["system2"]), body["system2"]
 
 
@@ -147,11 +149,16 @@ async def test_standard_sampling_fields_set_the_strategy(client: httpx.AsyncClie
         (chat("math-sc5", stream="yes"), "stream"),
         ({"model": "math-sc5"}, "messages"),
         ({"model": "math-sc5", "messages": []}, "messages"),
-        ({"model": "math-sc5", "messages": [{"role": "system", "content": "x"},
-                                            {"role": "user", "content": "y"}]}, "messages"),
+        (
+            {
+                "model": "math-sc5",
+                "messages": [{"role": "system", "content": "x"}, {"role": "user", "content": "y"}],
+            },
+            "messages",
+        ),
         (chat("math-sc5", question="   "), "messages"),
         ({"messages": [{"role": "user", "content": "x"}]}, "model"),
-    ],  # fmt: skip
+    ],
 )
 async def test_bad_fields_are_400s_naming_the_field(
     client: httpx.AsyncClient, body: dict[str, Any], param: str
@@ -220,8 +227,14 @@ async def test_metrics_count_requests_tokens_and_votes(client: httpx.AsyncClient
     await client.post("/v1/chat/completions", json=chat("math-sc5"))
     await client.post("/v1/chat/completions", json=chat("nope"))
     text = (await client.get("/metrics")).text
-    assert 'system2_requests_total{endpoint="chat.completions",profile="math-sc5",status="200"} 1.0' in text
-    assert 'system2_requests_total{endpoint="chat.completions",profile="unknown",status="404"} 1.0' in text
+    assert (
+        'system2_requests_total{endpoint="chat.completions",profile="math-sc5",status="200"} 1.0'
+        in text
+    )
+    assert (
+        'system2_requests_total{endpoint="chat.completions",profile="unknown",status="404"} 1.0'
+        in text
+    )
     assert 'system2_tokens_total{kind="completion",model="m"} 45.0' in text
     assert 'system2_worker_calls_total{kind="generate",model="m",outcome="ok"} 1.0' in text
     assert 'system2_vote_margin_count{profile="math-sc5"} 1.0' in text

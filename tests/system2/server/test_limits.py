@@ -4,9 +4,14 @@ timeout), and the drain (503 and /ready false for new requests, in-flight ones f
 from __future__ import annotations
 
 import asyncio
+import doctest
+from types import ModuleType
 
 import pytest
+import structlog.testing
 
+from system2.server import admission as admission_module
+from system2.server import app as app_module
 from system2.server.admission import Admission, Draining, Overloaded, QueueTimeout
 from system2.server.app import drain
 from tests.system2.server.conftest import (
@@ -139,3 +144,10 @@ async def test_admission_counts_and_refusals() -> None:
     lease.release()
     assert admission.idle
     assert await admission.wait_idle(0.1)
+
+
+@pytest.mark.parametrize("module", [admission_module, app_module], ids=["admission", "app"])
+def test_module_examples_run(module: ModuleType) -> None:
+    """The ``Example:`` blocks of the server's module docstrings run as shown."""
+    with structlog.testing.capture_logs():
+        assert doctest.testmod(module).failed == 0

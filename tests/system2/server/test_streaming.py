@@ -80,9 +80,13 @@ async def test_stream_of_a_failed_query_ends_with_an_error(app_factory: AppFacto
     def broken(request: object, index: int) -> str:
         raise RuntimeError("backend down")
 
-    app = app_factory(workers={"m": ScriptedWorker("m", broken), "other": ScriptedWorker("other", broken)})
+    app = app_factory(
+        workers={"m": ScriptedWorker("m", broken), "other": ScriptedWorker("other", broken)}
+    )
     async with client_for(app) as client:
-        events = events_of(await client.post("/v1/chat/completions", json=chat("greedy", stream=True)))
+        events = events_of(
+            await client.post("/v1/chat/completions", json=chat("greedy", stream=True))
+        )
     assert events[-1] == "[DONE]"
     assert "backend down" in events[-2]["error"]["message"]
 
@@ -127,7 +131,9 @@ async def test_stream_records_time_to_first_token(client: httpx.AsyncClient) -> 
     await client.post("/v1/chat/completions", json=chat("greedy", stream=True))
     text = (await client.get("/metrics")).text
     assert 'system2_time_to_first_token_seconds_count{profile="greedy"} 1.0' in text
-    assert 'system2_requests_total{endpoint="chat.completions",profile="greedy",status="200"}' in text
+    assert (
+        'system2_requests_total{endpoint="chat.completions",profile="greedy",status="200"}' in text
+    )
 
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -164,11 +170,14 @@ async def _call_then_leave(
         "raw_path": b"/v1/chat/completions",
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())],
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(raw)).encode()),
+        ],
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
         "state": {},
-    }  # fmt: skip
+    }
     call = asyncio.create_task(app(scope, receive, send))
     await leave_when()
     gone.set()
