@@ -35,8 +35,10 @@ __all__ = [
     "GRACE_S",
     "REFRESH_S",
     "child_pids",
+    "descendants",
     "die_with_this_process",
     "guard_new_children",
+    "kill_trees",
     "process_start_time",
 ]
 
@@ -94,6 +96,24 @@ def child_pids(parent: int | None = None) -> set[int]:
     """The pids of the processes whose parent is ``parent`` (default: this process)."""
     parent = os.getpid() if parent is None else parent
     return {pid for pid, (ppid, _pgid, _start) in _process_table().items() if ppid == parent}
+
+
+def descendants(pid: int) -> dict[int, int]:
+    """The live descendants of process ``pid`` (children, theirs, ...): pid -> start time."""
+    table = _process_table()
+    if pid not in table:
+        return {}
+    found = _with_descendants({pid: (table[pid][2], False)}, table)
+    return {p: start for p, (start, _group) in found.items() if p != pid}
+
+
+def kill_trees(pids: Iterable[int], sig: int = signal.SIGKILL) -> None:
+    """Send ``sig`` to each process in ``pids`` and to each of its descendants (all found
+    before the first is signalled, so none is missed by being orphaned first)."""
+    table = _process_table()
+    roots = {p: (table[p][2], False) for p in pids if p in table}
+    targets = _with_descendants(roots, table)
+    _signal_all(((p, s) for p, (s, _g) in targets.items()), sig)
 
 
 def process_start_time(pid: int) -> int | None:

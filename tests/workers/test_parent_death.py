@@ -15,7 +15,13 @@ import sys
 import time
 from collections.abc import Iterator
 
-from workers.parent_death import GRACE_S, child_pids, process_start_time
+from workers.parent_death import (
+    GRACE_S,
+    child_pids,
+    descendants,
+    kill_trees,
+    process_start_time,
+)
 
 PARENT = """
 import subprocess, sys, time
@@ -67,10 +73,9 @@ def parent(
     assert process.stdout is not None
     try:
         roots = [int(p) for p in process.stdout.readline().split()]
-        for pid in _with_descendants(roots):
-            start_time = process_start_time(pid)
-            if start_time is not None:
-                watched[pid] = start_time
+        for pid in roots:
+            watched[pid] = process_start_time(pid) or 0
+            watched.update(descendants(pid))
         assert len(watched) > len(roots)  # the sleeps under the roots are watched too
         yield process, watched
     finally:
@@ -80,16 +85,6 @@ def parent(
         for pid in watched:
             if process_start_time(pid) == watched[pid]:
                 os.kill(pid, signal.SIGKILL)
-
-
-def _with_descendants(roots: list[int]) -> set[int]:
-    found = set(roots)
-    frontier = list(roots)
-    while frontier:
-        children = child_pids(frontier.pop())
-        frontier.extend(children - found)
-        found |= children
-    return found
 
 
 def _survivors(watched: dict[int, int], within_s: float) -> list[int]:
@@ -135,3 +130,18 @@ def test_ctrl_c_to_the_process_group_does_not_stop_the_reaper() -> None:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=10)
         assert _survivors(watched, within_s=GRACE_S + 3) == []
+
+
+def test_kill_trees_takes_descendants_along() -> None:
+    """``kill_trees`` ends a process and its children, found before the parent goes."""
+    shell = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60 & wait"])
+    try:
+        time.sleep(0.3)
+        tree = {shell.pid: process_start_time(shell.pid) or 0, **descendants(shell.pid)}
+        assert len(tree) == 3
+        kill_trees([shell.pid])
+        shell.wait(timeout=5)
+        assert _survivors(tree, within_s=2) == []
+    finally:
+        shell.kill()
+        shell.wait()

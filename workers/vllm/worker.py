@@ -125,6 +125,7 @@ class VLLMWorker(Worker):
         #: The verifier adapter the engine loaded (``module:class``), None without guidance.
         self.guidance_processor: str | None = engine.guidance_processor
         self.tokenizer: Any = self._engine.get_tokenizer()
+        del engine  # importing vLLM may keep this frame alive: see engine.start_engine
         log.info(
             "vllm_engine_started",
             model=model_name,
@@ -352,12 +353,12 @@ class VLLMWorker(Worker):
     async def _one(self, ids: tuple[int, ...], params: Any, request_id: str) -> RequestOutput:
         from vllm.inputs import tokens_input
 
-        final = None
+        final: RequestOutput | None = None
         async for output in self._engine.generate(tokens_input(list(ids)), params, request_id):
             final = output
         if final is None:
             raise WorkerFailure(self.model_name, f"vLLM request {request_id} gave no output")
-        return final  # type: ignore[no-any-return]
+        return final
 
     async def _bridge(self, coro: Coroutine[Any, Any, _T]) -> _T:
         """Await ``coro`` on the engine loop; engine errors become ``WorkerFailure`` (or

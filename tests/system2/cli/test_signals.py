@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
 from system2.cli.signals import StoppableGroup, stop_on_signals
+from system2.evaluation import load_run
+from workers.parent_death import descendants, process_start_time
 
 
 def _signal_soon(sig: int, after_s: float = 0.2) -> threading.Timer:
@@ -86,3 +91,71 @@ def test_stoppable_group_wraps_every_command() -> None:
     assert result.exit_code == 143
     assert cleaned == ["closed"]
     assert "stopped by SIGTERM" in result.output
+
+
+VLLM_CONFIG = """
+models:
+  smol:
+    kind: vllm
+    model: {model}
+    max_model_len: 512
+    kv_cache_gib: 0.25
+    enforce_eager: true
+policy: {{kind: fixed, models: [smol]}}
+strategy: {{kind: self_consistency, n: 2, temperature: 0.7, max_tokens: 256, seed: 0}}
+task: math
+logging: {{format: console, level: info}}
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_stops_an_eval_on_an_in_process_engine(
+    small_model_name: str, tmp_path: Path
+) -> None:
+    """SIGTERM to ``system2 eval`` on a generating in-process vLLM engine: it exits 143 within
+    seconds, its engine processes are gone, and the run file reads back (header, no torn
+    or failed records: the items in flight are simply not recorded)."""
+    pytest.importorskip("vllm")
+    config = tmp_path / "vllm.yaml"
+    config.write_text(VLLM_CONFIG.format(model=small_model_name))
+    out, log = tmp_path / "run.jsonl", tmp_path / "eval.log"
+    command = ["eval", "gsm_symbolic", "--limit", "3", "--out", str(out), "-c", str(config)]
+    with log.open("w") as sink:
+        run = subprocess.Popen(
+            [sys.executable, "-c", "from system2.cli.main import app; app()", *command],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    engine: dict[int, int] = {}
+    try:
+        deadline = time.monotonic() + 300
+        while "eval.run.start" not in log.read_text(errors="replace"):
+            assert run.poll() is None, log.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        time.sleep(2.0)  # the engine is generating the first item
+        engine = descendants(run.pid)
+        run.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        assert run.wait(timeout=30) == 143
+        assert time.monotonic() - sent < 15
+        assert _survivors(engine, within_s=5.0) == []
+        assert "stopped by SIGTERM" in log.read_text(errors="replace")
+        recorded = load_run(out)
+        assert recorded.header["dataset"] == "gsm_symbolic"
+        assert all(item["status"] != "failed" for item in recorded.items)
+    finally:
+        run.kill()
+        run.wait()
+        for pid, start in engine.items():
+            if process_start_time(pid) == start:
+                os.kill(pid, signal.SIGKILL)
+
+
+def _survivors(processes: dict[int, int], within_s: float) -> list[int]:
+    deadline = time.monotonic() + within_s
+    while True:
+        alive = [p for p, start in processes.items() if process_start_time(p) == start]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
