@@ -4,7 +4,7 @@
 ``WorkerFailure`` naming the field's path (``choices[1].logprobs.token_logprobs[3]``) and
 the request it answered. ``read_completion`` (``/v1/completions``) and
 ``read_chat_completion`` (``/v1/chat/completions``) make a ``Completion`` of one choice (a
-text cut at a stop string keeps only its own tokens: ``workers.openai.stops``),
+text cut at a stop string keeps only its own tokens: ``workers.stops``),
 ``read_continuation`` a ``ContinuationScore`` from one token-id prompt's
 ``prompt_logprobs``, ``read_step_score`` a P(correct) of one ``/pooling`` row.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from workers.base import Completion, ContinuationScore, FinishReason, TokenAlternative
 from workers.errors import WorkerFailure
-from workers.openai.stops import tokens_before_stop
+from workers.stops import tokens_before_stop
 
 __all__ = [
     "ResponseReader",
@@ -147,7 +147,7 @@ def _trim_at_stop(
     r: ResponseReader, completion: Completion, pieces: Any, stops: Sequence[str], path: str
 ) -> tuple[Completion, int]:
     """``completion`` keeping only the tokens of its text when a stop string cut it
-    (``workers.openai.stops``; ``pieces``: the tokens' texts as the server shows them,
+    (``workers.stops``; ``pieces``: the tokens' texts as the server shows them,
     one per log-prob), and how many tokens that dropped. Without pieces nothing is cut."""
     if completion.finish_reason != "stop" or not stops or pieces is None:
         return completion, 0

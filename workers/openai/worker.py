@@ -14,7 +14,7 @@
   it replaces the token strings that stop strings are found in.
 * Stop strings: the server cuts the text, but its token ids, log-probs and
   ``completion_tokens`` still hold the stop string's tokens; they are cut to the tokens of
-  the returned text (``workers.openai.stops``) and ``completion_tokens`` is lowered by
+  the returned text (``workers.stops``) and ``completion_tokens`` is lowered by
   as many, so usage counts what ``TransformersWorker`` counts.
 * ``score`` (vLLM's extensions): the prompt and each continuation are tokenized apart by
   ``POST /tokenize`` (a string with ``add_special_tokens`` for the prompt, without for a

@@ -1,7 +1,9 @@
 """Reading a vLLM engine's ``RequestOutput``s into seam types.
 
-``read_completion``: one ``n=1`` generate request's text, token ids (the token that
-completed a stop string and EOS kept), the sampled tokens' log-probs and why it stopped.
+``read_completion``: one ``n=1`` generate request's text, token ids, the sampled tokens'
+log-probs and why it stopped. The engine cuts the text before a stop string but keeps the
+stop string's tokens: they are trimmed here (``workers.stops``), so token counts are those
+of the returned text; EOS is kept.
 ``read_continuation``: the log-probs (and, with ``k > 0``, the top-k alternatives) of a
 continuation's tokens, from a request's ``prompt_logprobs`` over prompt + continuation.
 Anything missing is a ``WorkerFailure`` naming the model.
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from workers.base import Completion, ContinuationScore, FinishReason, TokenAlternative
 from workers.errors import WorkerFailure
+from workers.stops import tokens_before_stop
 
 if TYPE_CHECKING:
     from vllm.outputs import RequestOutput
@@ -36,12 +39,14 @@ def read_completion(model_name: str, output: RequestOutput) -> Completion:
     logprobs = choice.logprobs
     if logprobs is None or len(logprobs) != len(token_ids):
         raise WorkerFailure(model_name, "vLLM returned no log-prob for some tokens")
-    return Completion(
-        text=choice.text,
-        token_ids=token_ids,
-        logprobs=tuple(float(logprobs[j][t].logprob) for j, t in enumerate(token_ids)),
-        finish_reason=reason,
-    )
+    values = tuple(float(logprobs[j][t].logprob) for j, t in enumerate(token_ids))
+    stop = choice.stop_reason
+    if reason == "stop" and isinstance(stop, str) and stop:
+        pieces = [logprobs[j][t].decoded_token or "" for j, t in enumerate(token_ids)]
+        keep = tokens_before_stop(pieces, [stop])
+        if keep is not None:
+            token_ids, values = token_ids[:keep], values[:keep]
+    return Completion(text=choice.text, token_ids=token_ids, logprobs=values, finish_reason=reason)
 
 
 def read_continuation(

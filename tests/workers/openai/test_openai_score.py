@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-import workers.openai.stops
+import workers.stops
 from tests.workers.openai.fake_server import FakeOpenAIServer, completion_choice, completions_body
 from workers.base import (
     ChatMessage,
@@ -19,7 +19,7 @@ from workers.base import (
     TokenAlternative,
 )
 from workers.errors import UnsupportedRequest, WorkerFailure
-from workers.openai.stops import tokens_before_stop
+from workers.stops import tokens_before_stop
 
 BOS, CHAT_START, CHAT_END = 1, 2, 3
 CHAT = (ChatMessage(role="user", content="hi"),)
@@ -245,7 +245,7 @@ def test_tokens_before_stop() -> None:
     assert tokens_before_stop(["ab", "c"], ["bc"]) == 1  # the stop starts inside "ab"
     assert tokens_before_stop(["ab", "c"], ["", "x"]) is None
     assert tokens_before_stop([], ["a"]) is None
-    assert doctest.testmod(workers.openai.stops).failed == 0
+    assert doctest.testmod(workers.stops).failed == 0
 
 
 async def test_transport_errors_on_tokenize_are_named(server: FakeOpenAIServer) -> None:

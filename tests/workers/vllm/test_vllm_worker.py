@@ -142,12 +142,14 @@ async def test_seeded_long_prompts_sent_together_all_complete(engine: VLLMWorker
 
 
 async def test_stop_strings_and_max_tokens(engine: VLLMWorker) -> None:
-    """A stop string ends the text before it (its token stays in the ids); max_tokens ends
-    with finish_reason length."""
-    stopped = (await engine.generate(greedy("Count: 1, 2, 3,", stop=(",",)))).completions[0]
+    """A stop string ends the text before it, and its tokens are trimmed from the ids, so
+    usage counts the returned text's tokens; max_tokens ends with finish_reason length."""
+    result = await engine.generate(greedy("Count: 1, 2, 3,", stop=(",",)))
+    stopped = result.completions[0]
     assert stopped.finish_reason == "stop"
     assert "," not in stopped.text
-    assert "," in await engine.decode_tokens(stopped.token_ids)
+    assert await engine.decode_tokens(stopped.token_ids) == stopped.text
+    assert result.usage.completion_tokens == len(stopped.token_ids) == len(stopped.logprobs)
     short = (await engine.generate(greedy("Count: 1, 2, 3,", max_tokens=3))).completions[0]
     assert short.finish_reason == "length"
     assert len(short.token_ids) == 3

@@ -1,4 +1,5 @@
-"""Which generated tokens a completion cut at a stop string keeps, from the tokens' texts.
+"""Which generated tokens a completion cut at a stop string keeps, from the tokens' texts
+(used by the HTTP and in-process vLLM backends).
 
 An OpenAI-compatible server cuts the returned text before the stop string, but its token
 ids, log-probs and ``completion_tokens`` still hold the stop string's tokens (vLLM stops on
