@@ -47,9 +47,9 @@ def collect(
     concurrency: Annotated[int, typer.Option(min=1, help="pairs in flight at once")] = 1,
 ) -> None:
     """Label every (item, model): is the model's majority answer over SAMPLES right?"""
+    from system2.assembly import build_worker
     from system2.evaluation import load_dataset
     from system2.pipelines.router_labels import collect_labels
-    from workers.config import build_worker
 
     cfg = load_cli_config(config)
     try:
@@ -166,7 +166,7 @@ def _print_metrics(metrics: RouterMetrics) -> None:
         title=f"validation ({metrics.val_items} held-out items; head trained on "
         f"{metrics.train_items}, calibrated on {metrics.calibration_items})"
     )
-    table.add_column("model", style="bold")
+    table.add_column("model", style="bold", no_wrap=True)
     for column in ("n", "right", "accuracy", "precision", "recall", "F1", "slope", "spread"):
         table.add_column(column, justify="right")
     for model, m in metrics.per_model.items():
