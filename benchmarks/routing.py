@@ -52,10 +52,10 @@ from policies.selectllm.replay import (
 from policies.selectllm.router import QueryRouter
 from policies.selectllm.rules import Selection
 from policies.selectllm.train import train_router
+from system2.assembly import build_worker
 from system2.config import load_config
 from system2.evaluation import EvalItem, load_dataset, score_item
 from system2.pipelines.router_labels import collect_labels, read_labels
-from workers.config import build_worker
 from workers.embedder import SentenceEmbedder
 
 DEFAULT_DATASETS = ["gsm_symbolic", "basic_arithmetic", "leg_counting", "letter_counting"]

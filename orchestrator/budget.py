@@ -10,8 +10,8 @@
   task is cancelled, and with it every worker call in flight.
 
 Either way the query answers with the best answer so far (``best_so_far``: a majority vote
-over the candidates recorded until then) and says what stopped it: ``stopped_by(answer)``
-is ``"budget"`` or ``"deadline"`` (kept in ``trace.extra["stopped_by"]``).
+over the candidates recorded until then) and says what stopped it: ``Answer.stopped_by``
+is ``"budget"`` or ``"deadline"``.
 
 Example:
     >>> QueryBudget(max_total_tokens=4000, deadline_s=30).deadline_s
@@ -21,13 +21,12 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.aggregation.voting import VoteResult, majority_vote
 from orchestrator.errors import OrchestratorError
-from orchestrator.types import Answer, Candidate
+from orchestrator.types import Answer, Candidate, StopReason
 
 __all__ = [
     "STOPPED_BY",
@@ -38,11 +37,9 @@ __all__ = [
     "stopped_by",
 ]
 
-StopReason = Literal["budget", "deadline"]
-"""What ended a query before its strategy finished."""
-
 STOPPED_BY = "stopped_by"
-"""The ``trace.extra`` key holding the ``StopReason`` of a stopped query."""
+"""The ``trace.extra`` key that held the ``StopReason`` before ``Answer.stopped_by`` (read
+when an old answer is loaded, no longer written)."""
 
 
 class QueryBudget(BaseModel):
@@ -75,6 +72,6 @@ def best_so_far(candidates: Sequence[Candidate]) -> tuple[VoteResult, Candidate 
 
 
 def stopped_by(answer: Answer) -> StopReason | None:
-    """What stopped ``answer``'s query early (``"budget"``/``"deadline"``), or None."""
-    reason = answer.trace.extra.get(STOPPED_BY)
-    return reason if reason in get_args(StopReason) else None
+    """What stopped ``answer``'s query early (``"budget"``/``"deadline"``), or None: its
+    ``stopped_by``."""
+    return answer.stopped_by

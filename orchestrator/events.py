@@ -6,9 +6,9 @@ query's event loop, for each of::
     Planned          the policy's plan
     CallStarted      a worker (or step-verifier) call begins     ─┐ one pair per call,
     CallFinished     it ended: tokens, seconds, error/cancelled  ─┘ joined by call_id
+    TokenDelta       text a streamed call made (``CallRecorder.stream_generate``: greedy
+                     and sample stream when the query has a sink), between the two
     CandidatesMade   candidates extracted from a call's completions
-    TokenDelta       text a streaming call produced (not emitted yet: the worker seam has
-                     no streaming call; a sink should already handle it)
     AnswerDecided    the answer is chosen (the last event, unless the query fails or is
                      cancelled)
 
@@ -22,8 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.budget import StopReason
-from orchestrator.types import CallKind, Candidate, VoteRecord
+from orchestrator.types import CallKind, Candidate, StopReason, VoteRecord
 
 __all__ = [
     "AnswerDecided",
@@ -57,7 +56,7 @@ class CallStarted:
 @dataclass(frozen=True)
 class CallFinished:
     """``error`` is None for a call that returned; ``cancelled`` for one cancelled in flight
-    (its tokens, unknown, count 0)."""
+    (its tokens count 0, except a streamed call's: the completion tokens it had streamed)."""
 
     call_id: int
     model: str
@@ -81,7 +80,8 @@ class CandidatesMade:
 
 @dataclass(frozen=True)
 class TokenDelta:
-    """Text sample ``sample`` of call ``call_id`` produced since its last delta."""
+    """Text sample ``sample`` of call ``call_id`` produced since its last delta; a sample's
+    deltas join to its completion's text."""
 
     call_id: int
     model: str

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from orchestrator.budget import STOPPED_BY, QueryBudget, StopReason, best_so_far
+from orchestrator.budget import QueryBudget, best_so_far
 from orchestrator.events import AnswerDecided, EventSink, Planned
 from orchestrator.prompts import PromptConfig, build_prompt
 from orchestrator.recorder import CallRecorder
 from orchestrator.routing import RoutingPolicy
 from orchestrator.strategies import StrategyConfig, StrategyContext, StrategyResult, run_strategy
-from orchestrator.types import Answer, Query, TaskType, Trace, Usage
+from orchestrator.types import Answer, Query, StopReason, TaskType, Trace, Usage
 from workers.base import Worker
 from workers.errors import WorkerFailure
 
@@ -150,8 +150,6 @@ class Orchestrator:
         usage.wall_seconds = time.perf_counter() - started
         trace.vote = result.vote
         trace.extra.update(result.extra)
-        if stop.reason is not None:
-            trace.extra[STOPPED_BY] = stop.reason
         if result.answer is None:
             reasons = sorted({c.extraction_error or "no answer" for c in result.candidates})
             trace.failures.append("no candidate had a parsable answer: " + "; ".join(reasons))
@@ -170,6 +168,7 @@ class Orchestrator:
             answer=result.answer,
             text=text,
             status="ok" if result.answer is not None else "no_answer",
+            stopped_by=stop.reason,
             usage=usage,
             trace=trace,
         )

@@ -9,6 +9,12 @@ It also keeps the query's token budget (``max_total_tokens``: a ``generate`` or 
 call asked for once the query's prompt + completion tokens reach it is refused with
 ``BudgetExhausted``, after ``on_exhausted`` is told) and reports every call, and the
 candidates made, to the query's event sink (``orchestrator.events``).
+
+``stream_generate`` is ``generate`` through the worker's stream (``Worker.generate_stream``):
+each sample's text reaches the sink as ``TokenDelta``s while the engine makes it, and
+cancelling the call closes the stream, so the engine stops; the tokens it had streamed are
+charged (``GenerationRecord.cancelled``). Strategies stream when someone watches
+(``observed``) or when they may cancel samples (an exact early stop).
 """
 
 from __future__ import annotations
@@ -24,7 +30,14 @@ import structlog
 
 from orchestrator.budget import BudgetExhausted
 from orchestrator.errors import NoStepVerifierError, UnknownWorkerError
-from orchestrator.events import CallFinished, CallStarted, CandidatesMade, EventSink, QueryEvent
+from orchestrator.events import (
+    CallFinished,
+    CallStarted,
+    CandidatesMade,
+    EventSink,
+    QueryEvent,
+    TokenDelta,
+)
 from orchestrator.types import CallKind, Candidate, GenerationRecord, Trace, Usage
 from workers.base import (
     GenerateRequest,
@@ -36,6 +49,7 @@ from workers.base import (
     WorkerUsage,
 )
 from workers.errors import WorkerFailure
+from workers.streaming import closing
 
 if TYPE_CHECKING:
     from workers.base import StepVerifier
@@ -89,6 +103,11 @@ class CallRecorder:
         self._on_event = on_event
         self._recorded: set[int] = set()
         self._call_ids = itertools.count()
+
+    @property
+    def observed(self) -> bool:
+        """Whether the query has an event sink (so streaming text is worth it)."""
+        return self._on_event is not None
 
     @property
     def spent_tokens(self) -> int:
@@ -193,23 +212,38 @@ class CallRecorder:
         except Exception as exc:
             self._record_failure(call, started, exc)
             raise
-        u = result.usage
-        self._usage.add(model, u.prompt_tokens, u.completion_tokens, u.seconds)
-        self.emit(self._finished(call, u))
-        self._trace.generations.append(
-            GenerationRecord(
-                model=model,
-                kind="generate",
-                n=request.params.n,
-                prompt_tokens=u.prompt_tokens,
-                completion_tokens=u.completion_tokens,
-                seconds=u.seconds,
-                replica=u.replica,
-                attempts=u.attempts,
-                failovers=u.failovers,
-            )
-        )
-        log.debug("generated", model=model, n=request.params.n, tokens=u.completion_tokens)
+        self._generated(call, result)
+        return result
+
+    async def stream_generate(
+        self, model: str, request: GenerateRequest, *, deltas: bool = True
+    ) -> GenerateResult:
+        """``generate`` through the worker's stream, its text sent to the sink as
+        ``TokenDelta``s (unless not ``deltas``) as it is made; see the module's docstring."""
+        worker = self.worker(model)
+        self._admit()
+        call = self._start(model, "generate", request.params.n)
+        started = time.perf_counter()
+        streamed = 0
+        result: GenerateResult | None = None
+        try:
+            async with closing(worker.generate_stream(request)) as stream:
+                async for item in stream:
+                    if isinstance(item, GenerateResult):
+                        result = item
+                        continue
+                    streamed += len(item.token_ids)
+                    if deltas and item.text:
+                        self.emit(TokenDelta(call.call_id, model, item.index, item.text))
+            if result is None:
+                raise WorkerFailure(model, "the stream ended without a result")
+        except asyncio.CancelledError:
+            self._stream_cancelled(call, started, streamed)
+            raise
+        except Exception as exc:
+            self._record_failure(call, started, exc)
+            raise
+        self._generated(call, result)
         return result
 
     async def score(self, model: str, request: ScoreRequest) -> ScoreResult:
@@ -243,6 +277,52 @@ class CallRecorder:
             )
         )
         return result
+
+    def _generated(self, call: CallStarted, result: GenerateResult) -> None:
+        u = result.usage
+        self._usage.add(call.model, u.prompt_tokens, u.completion_tokens, u.seconds)
+        self.emit(self._finished(call, u))
+        self._trace.generations.append(
+            GenerationRecord(
+                model=call.model,
+                kind="generate",
+                n=call.n,
+                prompt_tokens=u.prompt_tokens,
+                completion_tokens=u.completion_tokens,
+                seconds=u.seconds,
+                replica=u.replica,
+                attempts=u.attempts,
+                failovers=u.failovers,
+            )
+        )
+        log.debug("generated", model=call.model, n=call.n, tokens=u.completion_tokens)
+
+    def _stream_cancelled(self, call: CallStarted, started: float, streamed: int) -> None:
+        """A streamed call cancelled in flight: charged the tokens it had streamed."""
+        seconds = time.perf_counter() - started
+        self._usage.add(call.model, 0, streamed, seconds)
+        self._trace.generations.append(
+            GenerationRecord(
+                model=call.model,
+                kind="generate",
+                n=call.n,
+                prompt_tokens=0,
+                completion_tokens=streamed,
+                seconds=seconds,
+                cancelled=True,
+            )
+        )
+        self.emit(
+            CallFinished(
+                call.call_id,
+                call.model,
+                call.kind,
+                call.n,
+                completion_tokens=streamed,
+                seconds=seconds,
+                cancelled=True,
+            )
+        )
 
     def _admit(self) -> None:
         """Refuse a call once the token budget is spent (telling ``on_exhausted`` first)."""

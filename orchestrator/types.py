@@ -8,9 +8,9 @@ trace is one ``model_dump_json()`` away from a JSONL line.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "Answer",
@@ -19,6 +19,7 @@ __all__ = [
     "GenerationRecord",
     "ModelUsage",
     "Query",
+    "StopReason",
     "TaskType",
     "Trace",
     "Usage",
@@ -26,6 +27,11 @@ __all__ = [
 ]
 
 TaskType = Literal["math", "code", "multiple_choice", "text"]
+
+StopReason = Literal["budget", "deadline"]
+"""What ended a query before its strategy finished (``Answer.stopped_by``)."""
+
+_LEGACY_STOPPED_BY = "stopped_by"  # where answers written before ``Answer.stopped_by`` kept it
 
 
 def _new_id() -> str:
@@ -93,7 +99,10 @@ CallKind = Literal["generate", "score", "score_steps"]
 
 
 class GenerationRecord(BaseModel):
-    """One call through the worker seam (or to the step verifier), as the trace keeps it."""
+    """One call through the worker seam (or to the step verifier), as the trace keeps it.
+
+    ``cancelled``: a streamed call cancelled in flight (e.g. by an exact early stop); its
+    ``completion_tokens`` are those it had streamed, its prompt tokens (unknown) 0."""
 
     model: str
     kind: CallKind
@@ -105,6 +114,7 @@ class GenerationRecord(BaseModel):
     replica: str | None = Field(default=None, description="which pool replica answered")
     attempts: int = 1
     failovers: int = 0
+    cancelled: bool = False
 
 
 class VoteRecord(BaseModel):
@@ -129,11 +139,26 @@ class Trace(BaseModel):
 
 class Answer(BaseModel):
     """The orchestrator's reply. ``answer`` is None when no candidate had a parsable answer;
-    ``trace.failures`` then says why."""
+    ``trace.failures`` then says why. ``stopped_by``: the budget or deadline that ended the
+    query early (its answer is then the best so far); None when the strategy finished.
+
+    Answers written before ``stopped_by`` existed kept it in ``trace.extra["stopped_by"]``;
+    loading one moves it here.
+    """
 
     query: Query
     answer: str | None
     text: str = Field(description="the full text of the chosen candidate")
     status: Literal["ok", "no_answer", "failed"] = "ok"
+    stopped_by: StopReason | None = None
     usage: Usage
     trace: Trace
+
+    @model_validator(mode="after")
+    def _legacy_stopped_by(self) -> Answer:
+        legacy = self.trace.extra.get(_LEGACY_STOPPED_BY)
+        if legacy is not None and legacy in get_args(StopReason):
+            del self.trace.extra[_LEGACY_STOPPED_BY]
+            if self.stopped_by is None:
+                self.stopped_by = legacy
+        return self

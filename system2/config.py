@@ -9,7 +9,11 @@ the value that breaks it.
 ``profiles`` name what ``system2 serve`` serves (each a model id of its API): a policy and
 a strategy each, either defaulting to the config's own, checked by the same rules at their
 own key paths (``profiles.NAME.policy.models``). A config without profiles serves one,
-``default``: its policy and strategy. ``server`` holds the server's address and limits.
+``default``: its policy and strategy. ``server`` holds the server's address and limits
+(both in ``system2.server_config``, re-exported here).
+
+A model is any worker of ``workers.config``, or ``kind: ray``: replicas of one on Ray Serve
+(``system2.ray.config``); the top-level ``ray`` section names the cluster they run on.
 """
 
 from __future__ import annotations
@@ -24,12 +28,10 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    StringConstraints,
     ValidationError,
     model_validator,
 )
 
-from orchestrator.budget import QueryBudget
 from orchestrator.prompts import PromptConfig
 from orchestrator.strategies.config import (
     SelfConsistencyConfig,
@@ -39,12 +41,14 @@ from orchestrator.strategies.config import (
 from orchestrator.types import TaskType
 from policies.config import PolicyConfig, policy_strategy
 from policies.selectllm.policy import SelectLLMPolicyConfig, rule_strategy_conflict
+from system2.ray.config import RayClusterConfig, RayWorkerConfig
+from system2.server_config import ProfileConfig, ProfileName, ServedProfile, ServerConfig
 from workers.config import (
     OpenAIWorkerConfig,
     PoolConfig,
+    ScriptedWorkerConfig,
     TransformersWorkerConfig,
     VLLMWorkerConfig,
-    WorkerConfig,
 )
 from workers.step_verifier_config import (
     PooledStepVerifierConfig,
@@ -56,6 +60,7 @@ __all__ = [
     "DEFAULT_PROFILE",
     "ConfigError",
     "LoggingConfig",
+    "ModelConfig",
     "ProfileConfig",
     "ServedProfile",
     "ServerConfig",
@@ -87,59 +92,16 @@ class LoggingConfig(BaseModel):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
-ProfileName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
-"""A model id clients send: up to 64 letters, digits and ``._:-``, starting alphanumeric."""
-
-
-class ProfileConfig(BaseModel):
-    """One served model id: a policy and a strategy (each None: the config's own), the
-    task whose answers it reads (None: the config's), and a default per-query budget that
-    a request may tighten or loosen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    policy: PolicyConfig | None = None
-    strategy: StrategyConfig | None = None
-    task: TaskType | None = None
-    budget: QueryBudget = QueryBudget()
-    description: str = ""
-
-
-class ServerConfig(BaseModel):
-    """``system2 serve``: where it listens and what it admits (``--host``/``--port`` win)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
-    max_body_bytes: int = Field(default=1 << 20, ge=1024, description="larger bodies: 413")
-    max_n: int = Field(default=64, ge=1, description="largest sample count a request may ask")
-    max_running: int = Field(default=8, ge=1, description="queries answered at once")
-    max_waiting: int = Field(default=64, ge=0, description="queries queued; beyond: 429")
-    retry_after_s: int = Field(default=1, ge=1, description="Retry-After of a 429/503")
-    request_timeout_s: float = Field(
-        default=600.0, gt=0, description="queueing + answering; the query's deadline at most"
-    )
-    drain_timeout_s: float = Field(
-        default=30.0, ge=0, description="on SIGTERM, how long in-flight queries may finish"
-    )
-
-
-@dataclass(frozen=True)
-class ServedProfile:
-    """A profile with its defaults filled in: what ``system2 serve`` builds and runs."""
-
-    name: str
-    policy: PolicyConfig
-    strategy: StrategyConfig
-    task: TaskType
-    budget: QueryBudget
-    description: str
-
-    @property
-    def planned_strategy(self) -> StrategyConfig:
-        """The strategy its policy plans: the policy's own, else ``strategy``."""
-        return policy_strategy(self.policy, self.strategy)
+ModelConfig = Annotated[
+    TransformersWorkerConfig
+    | ScriptedWorkerConfig
+    | OpenAIWorkerConfig
+    | VLLMWorkerConfig
+    | PoolConfig
+    | RayWorkerConfig,
+    Field(discriminator="kind"),
+]
+"""A declared model: a worker of ``workers.config``, or replicas on Ray Serve (``ray``)."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +121,7 @@ class System2Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    models: dict[str, WorkerConfig] = Field(min_length=1)
+    models: dict[str, ModelConfig] = Field(min_length=1)
     policy: PolicyConfig
     strategy: StrategyConfig = SelfConsistencyConfig()
     task: TaskType = "math"
@@ -168,6 +130,7 @@ class System2Config(BaseModel):
     step_verifier: StepVerifierConfig | None = None
     profiles: dict[ProfileName, ProfileConfig] = Field(default_factory=dict)
     server: ServerConfig = ServerConfig()
+    ray: RayClusterConfig = RayClusterConfig()
     _source: str = PrivateAttr(default="<config>")
 
     @property
@@ -317,15 +280,17 @@ class System2Config(BaseModel):
                 f"step_verifier names model {declared.model!r}, which is not declared "
                 f"under 'models' (declared: {', '.join(sorted(self.models))})",
             )
+        # A ray model's verifier runs in its replicas, which host ``replica``.
+        hosted = model.replica if isinstance(model, RayWorkerConfig) else model
         if isinstance(declared, TokenStepVerifierConfig) and not (
-            isinstance(model, TransformersWorkerConfig) and model.verifier is not None
+            isinstance(hosted, TransformersWorkerConfig) and hosted.verifier is not None
         ):
             return _RuleViolation(
                 "step_verifier.model",
                 declared.model,
                 f"step_verifier kind 'token' needs model {declared.model!r} to be a "
-                f"transformers model with a `verifier` (it is {model.kind!r}"
-                f"{'' if model.kind != 'transformers' else ' without one'})",
+                f"transformers model with a `verifier` (it is {hosted.kind!r}"
+                f"{'' if hosted.kind != 'transformers' else ' without one'})",
             )
         if isinstance(declared, PooledStepVerifierConfig) and not isinstance(
             model, OpenAIWorkerConfig
@@ -346,11 +311,13 @@ def _raise(config: System2Config, violation: _RuleViolation | None) -> System2Co
     return config
 
 
-def _lacks_verifier(config: WorkerConfig | None) -> bool:
+def _lacks_verifier(config: ModelConfig | None) -> bool:
     if isinstance(config, TransformersWorkerConfig | VLLMWorkerConfig):
         return config.verifier is None
     if isinstance(config, PoolConfig):
         return any(_lacks_verifier(r) for r in config.replicas)
+    if isinstance(config, RayWorkerConfig):
+        return _lacks_verifier(config.replica)
     return False
 
 

@@ -4,7 +4,13 @@ A backend answers two questions about one model:
 
 * ``generate(request)``: sample ``n`` continuations of a prompt (or chat), each with its
   token ids, the model's log-probability of every sampled token, and why it stopped;
-* ``score(request)``: log P(continuation | prompt) for many continuations at once.
+* ``score(request)``: log P(continuation | prompt) for many continuations at once;
+* ``generate_stream(request)``: ``generate``, with the text of each sample as the engine
+  makes it (``TokenChunk``s), ending with the very ``GenerateResult`` ``generate`` returns
+  (usage counted the same way). Every backend has it: the default yields each sample's
+  whole text once, after ``generate``; backends that stream say so (``streams_tokens``).
+  Closing the stream early (``aclose()``, or cancelling the task iterating it) cancels
+  the call: its engine work stops.
 
 What only some backends can do is asked through the seam too (``supports_guidance``,
 ``guidance_stats``, ``decode_tokens``, ``token_step_verifier``); a backend that lacks it
@@ -18,7 +24,7 @@ Usage (tokens, seconds) is measured here so every strategy is charged the same w
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -40,7 +46,9 @@ __all__ = [
     "ScoreResult",
     "StepScale",
     "StepVerifier",
+    "StreamItem",
     "TokenAlternative",
+    "TokenChunk",
     "Worker",
     "WorkerUsage",
 ]
@@ -159,6 +167,25 @@ class GenerateResult(_Frozen):
     usage: WorkerUsage
 
 
+class TokenChunk(_Frozen):
+    """What sample ``index`` of a streamed call made since its previous chunk.
+
+    The ``text`` of a sample's chunks joins to its completion's text (a backend holds back
+    text that may start a stop string). ``token_ids``/``logprobs`` are the tokens as the
+    engine made them (empty where the backend does not return them); the final
+    ``GenerateResult`` is the authority on them: a stop string may trim its last tokens.
+    """
+
+    index: int = Field(ge=0)
+    text: str
+    token_ids: tuple[int, ...] = ()
+    logprobs: tuple[float, ...] = ()
+
+
+StreamItem = TokenChunk | GenerateResult
+"""What ``Worker.generate_stream`` yields: chunks, then (last) the call's result."""
+
+
 class ScoreRequest(_Frozen):
     """Score each continuation as a suffix of the prompt. The prompt and each continuation
     are tokenized separately and concatenated, so token boundaries never straddle them.
@@ -226,6 +253,29 @@ class Worker(abc.ABC):
     @abc.abstractmethod
     async def score(self, request: ScoreRequest) -> ScoreResult:
         """Return log P(continuation | prompt) for every continuation."""
+
+    async def generate_stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
+        """``generate``, streamed: ``TokenChunk``s as the text is made, then the
+        ``GenerateResult`` (last). Close the stream to cancel the call.
+
+        This default calls ``generate`` and yields each sample's whole text as one chunk;
+        backends that can stream token by token override it (and ``streams_tokens``).
+        """
+        result = await self.generate(request)
+        for index, completion in enumerate(result.completions):
+            yield TokenChunk(
+                index=index,
+                text=completion.text,
+                token_ids=completion.token_ids,
+                logprobs=completion.logprobs,
+            )
+        yield result
+
+    @property
+    def streams_tokens(self) -> bool:
+        """Whether ``generate_stream`` yields text as the engine makes it (False: the
+        default stream, each sample's whole text once the call is done)."""
+        return False
 
     @property
     def supports_guidance(self) -> bool:

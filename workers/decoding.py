@@ -22,7 +22,7 @@ does): it was sampled, and it is why the row stopped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -31,12 +31,14 @@ from transformers import DynamicCache
 
 from workers.base import FinishReason, Guidance
 from workers.sampling import RowSampling, select_tokens
+from workers.streaming import find_stop
 
 __all__ = [
     "DecodeRow",
     "DecodedRow",
     "GuidanceProcessor",
     "LogitsProcessor",
+    "TokenHook",
     "decode_batch",
     "find_stop",
 ]
@@ -68,6 +70,11 @@ class GuidanceProcessor(Protocol):
     ) -> torch.Tensor: ...
 
 
+TokenHook = Callable[[int, int, float], bool]
+"""Called with (row index in ``rows``, token id, its log-prob) for each token a row makes;
+False ends that row at once (a stream whose reader left). See ``decode_batch``."""
+
+
 @dataclass(frozen=True, slots=True)
 class DecodeRow:
     prompt_ids: tuple[int, ...]
@@ -87,12 +94,6 @@ class DecodedRow:
     logprobs: list[float] = field(default_factory=list)
     text: str = ""
     finish_reason: FinishReason = "length"
-
-
-def find_stop(text: str, stops: Sequence[str]) -> int | None:
-    """Index where the earliest stop string starts in ``text``, or None."""
-    hits = [i for i in (text.find(s) for s in stops if s) if i >= 0]
-    return min(hits) if hits else None
 
 
 def _left_pad(prompts: Sequence[tuple[int, ...]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,10 +133,13 @@ def decode_batch(
     pad_token_id: int,
     logits_processor: LogitsProcessor | None = None,
     guidance_processor: GuidanceProcessor | None = None,
+    on_token: TokenHook | None = None,
 ) -> list[DecodedRow]:
     """Decode every row to completion (EOS, a stop string, or ``max_tokens``).
 
     Rows with ``guidance`` need a ``guidance_processor`` (ValueError otherwise).
+    ``on_token`` sees each token as it is chosen; a row it ends is dropped from the batch
+    (its compute stops) and comes back with the tokens it had (finish reason ``length``).
     """
     if not rows:
         return []
@@ -182,7 +186,9 @@ def decode_batch(
             result, token = results[row_index], int(chosen[slot])
             result.token_ids.append(token)
             result.logprobs.append(float(chosen_logprobs[slot]))
-            if token in eos_token_ids or watchers[row_index].hit(result.token_ids):
+            if on_token is not None and not on_token(row_index, token, result.logprobs[-1]):
+                result.finish_reason = "length"
+            elif token in eos_token_ids or watchers[row_index].hit(result.token_ids):
                 result.finish_reason = "stop"
             elif len(result.token_ids) >= rows[row_index].max_tokens:
                 result.finish_reason = "length"

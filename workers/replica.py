@@ -1,17 +1,21 @@
-"""One replica of a ``WorkerPool``: its worker, its counters, and its health.
+"""The replicas of a ``WorkerPool``: each one's worker, counters and health, and the set.
 
 A ``Replica`` counts the calls it takes (in flight, attempts, successes and their latency,
 failures). ``count_failure`` ejects it after ``eject_after`` consecutive failures;
 ``probe`` asks an ejected replica whether it is healthy again (its worker's ``health()``,
 or, lacking one, a one-token generate) and ``readmit`` takes it back; ``probe_ejected``
-does both for every ejected replica of a pool. Choosing among replicas and retrying is the
-pool's business.
+does both for every ejected replica of a pool.
+
+A ``ReplicaSet`` is a pool's replicas together: which one takes a call (the admitted
+replica with the fewest calls in flight among those with a free slot, ties rotating),
+waiting for a slot to free, and ejection with background probing until readmission.
+Retrying a call is the pool's business.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -19,7 +23,7 @@ import structlog
 from workers.base import GenerateRequest, SamplingParams, Worker
 from workers.pool_stats import ReplicaStats
 
-__all__ = ["Replica", "probe_ejected"]
+__all__ = ["Replica", "ReplicaSet", "probe_ejected"]
 
 log = structlog.get_logger(__name__)
 
@@ -112,3 +116,105 @@ async def probe_ejected(replicas: Sequence[Replica], timeout_s: float) -> list[R
             log.info("replica_readmitted", replica=replica.name)
             readmitted.append(replica)
     return readmitted
+
+
+class ReplicaSet:
+    """A pool's named workers as replicas, each taking at most ``limit`` calls at once.
+
+    Loop-bound state (the wake-up event, the prober) is rebuilt by ``bind_loop`` when the
+    pool is called from a new event loop.
+    """
+
+    def __init__(
+        self,
+        workers: Mapping[str, Worker],
+        limit: int | None,
+        *,
+        eject_after: int | None,
+        probe_interval_s: float,
+        probe_timeout_s: float,
+    ) -> None:
+        self.replicas = [Replica(name, worker, limit) for name, worker in workers.items()]
+        self.eject_after = eject_after
+        self.probe_interval_s = probe_interval_s
+        self.probe_timeout_s = probe_timeout_s
+        self.ejections = self.readmissions = 0
+        self.abandoned = False  # the pool gave up its calls: waiting for a slot ends
+        self._turn = 0  # where the tie-break rotation starts
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._changed = asyncio.Event()  # replaced each time a slot frees or admission changes
+        self._prober: asyncio.Task[None] | None = None
+        self._probing = True
+
+    def bind_loop(self) -> bool:
+        """Rebind to the running loop; True when it is a new one (the previous loop's
+        calls have all ended: ``asyncio.run`` cancels leftovers)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return False
+        self._loop = loop
+        self._changed = asyncio.Event()
+        self._prober = None
+        if any(r.ejected for r in self.replicas):
+            self._start_prober()
+        return True
+
+    async def acquire(self, tried: Sequence[Replica]) -> Replica | None:
+        """Wait for a replica with a free slot (preferring one not ``tried``) and take the
+        slot; None once the calls are ``abandoned``. Bound it with a timeout."""
+        while not self.abandoned:
+            replica = self._choose(tried)
+            if replica is not None:
+                replica.in_flight += 1
+                return replica
+            await self._changed.wait()
+        return None
+
+    def release(self, replica: Replica) -> None:
+        replica.in_flight -= 1
+        self.wake()
+
+    def wake(self) -> None:
+        """Wake every call waiting for a slot: a slot freed or admission changed."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def failed(self, replica: Replica, reason: str) -> None:
+        """Count a failure of ``replica``; eject it (and start probing) after
+        ``eject_after`` in a row."""
+        log.info("replica_call_failed", replica=replica.name, reason=reason)
+        if replica.count_failure(self.eject_after):
+            self.ejections += 1
+            log.warning("replica_ejected", replica=replica.name, after=self.eject_after)
+            self._start_prober()
+            self.wake()
+
+    async def stop_probing(self) -> None:
+        self._probing = False
+        if self._prober is not None:
+            self._prober.cancel()
+            await asyncio.gather(self._prober, return_exceptions=True)
+
+    def _choose(self, tried: Sequence[Replica]) -> Replica | None:
+        admitted = [r for r in self.replicas if not r.ejected] or self.replicas
+        fresh = [r for r in admitted if r not in tried] or admitted
+        free = [r for r in fresh if r.has_slot()]
+        if not free:
+            return None
+        count = len(self.replicas)
+        position = {id(r): i for i, r in enumerate(self.replicas)}
+        chosen = min(free, key=lambda r: (r.in_flight, (position[id(r)] - self._turn) % count))
+        self._turn = (position[id(chosen)] + 1) % count
+        return chosen
+
+    def _start_prober(self) -> None:
+        if self._probing and (self._prober is None or self._prober.done()):
+            self._prober = asyncio.create_task(self._probe_loop(), name="system2-pool-probe")
+
+    async def _probe_loop(self) -> None:
+        while self._probing and any(r.ejected for r in self.replicas):
+            await asyncio.sleep(self.probe_interval_s)
+            readmitted = await probe_ejected(self.replicas, self.probe_timeout_s)
+            if readmitted:
+                self.readmissions += len(readmitted)
+                self.wake()

@@ -1,9 +1,15 @@
 """The embedded default backend: a transformers causal LM running in this process.
 
-Calls are queued to one model thread. The thread takes every job waiting at that moment
-(after a short batching window), decodes their rows together (the ``n`` samples of one
-call and the rows of concurrent calls share one batch), and resolves each caller's future.
-torch releases the GIL in its kernels, so the event loop stays responsive meanwhile.
+Calls are queued to one model thread (``workers.model_thread``). The thread takes every
+job waiting at that moment (after a short batching window), decodes their rows together
+(the ``n`` samples of one call and the rows of concurrent calls share one batch), and
+resolves each caller's future. torch releases the GIL in its kernels, so the event loop
+stays responsive meanwhile.
+
+``generate_stream`` queues the same job with a ``TokenFeed``: the decode loop hands it each
+token as it is chosen, and the stream turns them into text (``TextDeltas``: held back at a
+possible stop string). Closing the stream ends its rows at their next token, and the rest
+of the batch decodes on.
 
 With a token verifier attached (``verifier=``, or ``load(..., verifier=DIR)``), requests
 whose ``SamplingParams.guidance`` is set are decoded with System-2 guidance; the rows of
@@ -14,11 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import queue
 import random
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,7 @@ from workers.base import (
     ScoreRequest,
     ScoreResult,
     StepVerifier,
+    StreamItem,
     TokenAlternative,
     Worker,
     WorkerUsage,
@@ -44,8 +49,10 @@ from workers.chat_prompt import encode_prompt, render_prompt
 from workers.decoding import DecodeRow, LogitsProcessor, decode_batch
 from workers.errors import UnsupportedRequest, WorkerFailure
 from workers.guidance_stats import GuidanceStats
+from workers.model_thread import ModelThread
 from workers.sampling import RowSampling
 from workers.scoring import score_with_alternatives
+from workers.streaming import FeedChunks, TokenFeed, feed_hook
 from workers.verifier.network import TokenVerifier
 from workers.verifier.processor import VerifierLogitsProcessor
 from workers.verifier.steps import TokenStepVerifier
@@ -61,6 +68,7 @@ _Job = tuple["_GenerateJob | _ScoreJob", concurrent.futures.Future[Any]]
 class _GenerateJob:
     request: GenerateRequest
     prompt_ids: tuple[int, ...]
+    feed: TokenFeed | None = None  # a streamed call's tokens go here as they are made
     submitted: float = field(default_factory=time.perf_counter)
 
 
@@ -95,16 +103,19 @@ class TransformersWorker(Worker):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_batch_rows = max_batch_rows
-        self.batch_window_s = batch_window_s
         self.logits_processor = logits_processor
         self.verifier = verifier
         self._guidance = VerifierLogitsProcessor(verifier) if verifier is not None else None
         self.eos_token_ids = _eos_ids(model, tokenizer)
         pad = tokenizer.pad_token_id
         self.pad_token_id = int(pad if pad is not None else min(self.eos_token_ids))
-        self._jobs: queue.Queue[_Job | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._thread = ModelThread[_GenerateJob | _ScoreJob](
+            f"system2-{model_name}",
+            self._run,
+            rows_of=_rows_of,
+            max_batch_rows=max_batch_rows,
+            batch_window_s=batch_window_s,
+        )
         self._warned_no_template = False
 
     @classmethod
@@ -177,34 +188,47 @@ class TransformersWorker(Worker):
     # -- the seam -------------------------------------------------------------------------
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
-        if request.params.guidance is not None and self._guidance is None:
-            raise UnsupportedRequest(
-                self.model_name,
-                "the request asks for verifier guidance but this worker has no token verifier "
-                "(set `verifier: {path: DIR}` in its transformers config)",
-            )
-        job = _GenerateJob(request, self._encode_prompt(request.prompt, request.assistant_prefix))
-        result: GenerateResult = await self._submit(job)
+        result: GenerateResult = await self._thread.run(self._generate_job(request))
         return result
+
+    async def generate_stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
+        feed = TokenFeed(asyncio.get_running_loop())
+        future = self._thread.submit(self._generate_job(request, feed))
+        future.add_done_callback(lambda _: feed.end())
+        chunks = FeedChunks(request.params.n, request.params.stop, self._decode)
+        try:
+            while (tokens := await feed.next_batch()) is not None:
+                for chunk in chunks.add(tokens):
+                    yield chunk
+            result: GenerateResult = await asyncio.wrap_future(future)
+            for chunk in chunks.finish(result):
+                yield chunk
+            yield result
+        finally:  # the reader left (or the call ended): its rows stop at their next token
+            feed.cancel()
+            future.cancel()
+
+    @property
+    def streams_tokens(self) -> bool:
+        return True
 
     async def score(self, request: ScoreRequest) -> ScoreResult:
         continuation_ids = [
             list(self.tokenizer.encode(c, add_special_tokens=False)) for c in request.continuations
         ]
         job = _ScoreJob(request, self._encode_prompt(request.prompt), continuation_ids)
-        result: ScoreResult = await self._submit(job)
+        result: ScoreResult = await self._thread.run(job)
         return result
 
     async def decode_tokens(self, token_ids: Sequence[int]) -> str:
+        return self._decode(token_ids)
+
+    def _decode(self, token_ids: Sequence[int]) -> str:
         text: str = self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
         return text
 
     async def close(self) -> None:
-        with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            self._jobs.put(None)
-            await asyncio.to_thread(thread.join)
+        await self._thread.close()
 
     # -- prompt rendering -----------------------------------------------------------------
 
@@ -223,45 +247,19 @@ class TransformersWorker(Worker):
     def _encode_prompt(self, prompt: Prompt, assistant_prefix: str = "") -> tuple[int, ...]:
         return encode_prompt(self.tokenizer, prompt, assistant_prefix, self.render_prompt(prompt))
 
-    # -- the model thread -----------------------------------------------------------------
+    def _generate_job(
+        self, request: GenerateRequest, feed: TokenFeed | None = None
+    ) -> _GenerateJob:
+        if request.params.guidance is not None and self._guidance is None:
+            raise UnsupportedRequest(
+                self.model_name,
+                "the request asks for verifier guidance but this worker has no token verifier "
+                "(set `verifier: {path: DIR}` in its transformers config)",
+            )
+        prompt_ids = self._encode_prompt(request.prompt, request.assistant_prefix)
+        return _GenerateJob(request, prompt_ids, feed)
 
-    async def _submit(self, job: _GenerateJob | _ScoreJob) -> Any:
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._ensure_thread()
-        self._jobs.put((job, future))
-        return await asyncio.wrap_future(future)
-
-    def _ensure_thread(self) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._serve, name=f"system2-{self.model_name}", daemon=True
-                )
-                self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            first = self._jobs.get()
-            if first is None:
-                return
-            time.sleep(self.batch_window_s)
-            batch, stop_after = [first], False
-            rows = _rows_of(first[0])
-            while rows < self.max_batch_rows:
-                try:
-                    item = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop_after = True
-                    break
-                batch.append(item)
-                rows += _rows_of(item[0])
-            # A caller that gave up (cancelled) is skipped; once running, a job can no
-            # longer be cancelled, so setting its result below is always allowed.
-            self._run([job for job in batch if job[1].set_running_or_notify_cancel()])
-            if stop_after:
-                return
+    # -- on the model thread --------------------------------------------------------------
 
     def _run(self, batch: list[_Job]) -> None:
         generate = [(j, f) for j, f in batch if isinstance(j, _GenerateJob)]
@@ -286,6 +284,7 @@ class TransformersWorker(Worker):
 
     def _generate_now(self, jobs: list[_GenerateJob]) -> list[GenerateResult]:
         rows: list[DecodeRow] = []
+        feeds: list[tuple[TokenFeed, int] | None] = []  # per row: its stream and sample
         for job in jobs:
             params = job.request.params
             base_seed = params.seed if params.seed is not None else random.getrandbits(62)
@@ -301,6 +300,7 @@ class TransformersWorker(Worker):
                 )
                 for i in range(params.n)
             ]
+            feeds += [None if job.feed is None else (job.feed, i) for i in range(params.n)]
         decoded = []
         for start in range(0, len(rows), self.max_batch_rows):
             decoded += decode_batch(
@@ -311,6 +311,7 @@ class TransformersWorker(Worker):
                 pad_token_id=self.pad_token_id,
                 logits_processor=self.logits_processor,
                 guidance_processor=self._guidance,
+                on_token=feed_hook(feeds[start : start + self.max_batch_rows]),
             )
         done = time.perf_counter()
         results, offset = [], 0

@@ -79,8 +79,24 @@ class EarlyStopConfig(_Strict):
     min_margin: float = Field(default=0.6, gt=0.0, le=1.0)
 
 
+def _exact_stop_field() -> Any:
+    return Field(
+        default=False,
+        description="sample each path as a call of its own and cancel the rest once they can "
+        "no longer change the winner (same answer, fewer tokens)",
+    )
+
+
 class SelfConsistencyConfig(_Strict):
-    """``n`` samples per planned model, majority vote over extracted answers."""
+    """``n`` samples per planned model, majority vote over extracted answers.
+
+    ``exact_stop``: the samples run as concurrent streamed calls, and once the leader
+    cannot be overtaken by the samples still running or to come (the vote's own rule,
+    ``cannot_be_overtaken``), those are cancelled: the answer is the one all ``n`` would
+    give, for fewer tokens (the chosen path's text may differ: another path with the same
+    answer). Off by default (YAML written before it keeps its results: the vote tally, the
+    chosen text and the usage change with it); it combines with ``early_stop``'s rounds.
+    """
 
     kind: Literal["self_consistency"] = "self_consistency"
     n: int = Field(default=5, ge=1)
@@ -90,13 +106,18 @@ class SelfConsistencyConfig(_Strict):
     max_tokens: int = Field(default=512, ge=1)
     seed: int | None = None
     early_stop: EarlyStopConfig | None = None
+    exact_stop: bool = _exact_stop_field()
     vote: VoteKind = _vote_field()
     path_aggregate: PathAggregate = _path_aggregate_field()
 
     @model_validator(mode="after")
     def _early_stop_counts_votes(self) -> SelfConsistencyConfig:
-        if self.early_stop is not None and self.vote == "verifier":
-            raise ValueError("early_stop needs vote 'majority' (it counts votes as they come)")
+        for name, on in (
+            ("early_stop", self.early_stop is not None),
+            ("exact_stop", self.exact_stop),
+        ):
+            if on and self.vote == "verifier":
+                raise ValueError(f"{name} needs vote 'majority' (it counts votes as they come)")
         return self
 
 
@@ -114,6 +135,15 @@ class CascadeConfig(_Strict):
         description="needs a step verifier: a stage also needs its chosen candidate's path "
         "score (stage.path_aggregate, in the verifier's scale) at or above this to stop",
     )
+
+    @model_validator(mode="after")
+    def _margins_of_whole_stages(self) -> CascadeConfig:
+        if self.stage.exact_stop:
+            raise ValueError(
+                "stage.exact_stop would change the stage margins the cascade escalates on "
+                "(fewer votes), so its answers; leave it off in a cascade"
+            )
+        return self
 
 
 class RSARerankerConfig(_Strict):
@@ -230,9 +260,9 @@ class VerifierGuidedConfig(_Strict):
 
     ``n = 1`` with ``temperature = 0`` is verifier-guided greedy; ``n > 1`` (which needs
     ``temperature > 0``) is verifier-guided self-consistency: ``n`` guided samples per
-    planned model and a majority vote. Every planned model needs a verifier attached
-    (``verifier:`` in its transformers config); otherwise the query fails with a
-    ``ConfigError`` naming the model.
+    planned model and a majority vote (``exact_stop`` as in ``SelfConsistencyConfig``).
+    Every planned model needs a verifier attached (``verifier:`` in its transformers
+    config); otherwise the query fails with a ``ConfigError`` naming the model.
     """
 
     kind: Literal["system2"] = "system2"
@@ -244,6 +274,7 @@ class VerifierGuidedConfig(_Strict):
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(default=512, ge=1)
     seed: int | None = None
+    exact_stop: bool = _exact_stop_field()
     vote: VoteKind = _vote_field()
     path_aggregate: PathAggregate = _path_aggregate_field()
 
@@ -251,6 +282,8 @@ class VerifierGuidedConfig(_Strict):
     def _sampled_when_many(self) -> VerifierGuidedConfig:
         if self.n > 1 and self.temperature == 0.0:
             raise ValueError(f"n = {self.n} samples need temperature > 0 (e.g. 0.7)")
+        if self.exact_stop and self.vote == "verifier":
+            raise ValueError("exact_stop needs vote 'majority' (it counts votes as they come)")
         if self.alpha == 0.0 and self.top_k == 0:
             raise ValueError("alpha = 0 needs a top_k cap")
         return self

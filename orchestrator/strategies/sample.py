@@ -1,4 +1,5 @@
-"""``sample``: one sampled completion from the first planned model."""
+"""``sample``: one sampled completion from the first planned model (streamed when the
+query is watched, as ``greedy`` does)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ __all__ = ["run_sample"]
 async def run_sample(ctx: StrategyContext, config: SampleConfig) -> StrategyResult:
     params = sampling_params(config)
     request = GenerateRequest(prompt=ctx.prompt, params=params, request_id=ctx.query.id)
-    result = await ctx.calls.generate(ctx.models[0], request)
+    generate = ctx.calls.stream_generate if ctx.calls.observed else ctx.calls.generate
+    result = await generate(ctx.models[0], request)
     (chosen,) = ctx.candidates(result)
     return StrategyResult(answer=chosen.answer, chosen=chosen, candidates=[chosen])

@@ -21,6 +21,7 @@ from system2.cli.serve_cmd import serve
 from system2.cli.signals import StoppableGroup
 from system2.cli.verifier_cmd import app as verifier_app
 from system2.config import ConfigError, System2Config
+from system2.ray.cli_options import eval_on_ray, with_ray_address
 from workers.errors import CatalogError
 
 __all__ = ["app"]
@@ -96,22 +97,51 @@ def eval_(
     concurrency: Annotated[
         int, typer.Option(min=1, help="items in flight at once (lets the worker batch them)")
     ] = 1,
+    on_ray: Annotated[
+        bool,
+        typer.Option("--ray", help="answer and score the items in Ray actors over a cluster"),
+    ] = False,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join (auto, HOST:PORT, ray://...; default: ray.address)"),
+    ] = None,
+    ray_actors: Annotated[
+        int, typer.Option(min=1, help="with --ray: actors, each building the orchestrator")
+    ] = 2,
+    ray_actor_cpus: Annotated[
+        float, typer.Option(min=0.0, help="with --ray: CPUs each actor reserves")
+    ] = 1.0,
 ) -> None:
     """Evaluate a config on a dataset; resumable, with a summary table at the end."""
     from system2.evaluation import load_dataset, print_summary, run_eval
 
-    cfg = load_cli_config(config)
+    cfg = with_ray_address(load_cli_config(config), address)
     try:
         items = load_dataset(dataset, limit=limit, seed=seed)
     except ValueError as exc:
         raise fail(exc) from None
-    orch = _build(cfg)
     run_config = {
         "dataset": dataset,
         "limit": limit,
         "seed": seed,
         "config": json.loads(cfg.model_dump_json()),
     }
+
+    if on_ray:
+        summary = eval_on_ray(
+            items,
+            cfg,
+            out,
+            run_config=run_config,
+            actors=ray_actors,
+            actor_cpus=ray_actor_cpus,
+            concurrency=concurrency,
+            retry_failed=retry_failed,
+            allow_mixed=allow_mixed,
+        )
+        print_summary(summary, console=console)
+        return
+    orch = _build(cfg)
 
     async def run() -> None:
         async with orch:

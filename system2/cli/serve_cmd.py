@@ -1,7 +1,8 @@
 """``system2 serve``: the OpenAI-compatible server over a config's profiles.
 
 The server's packages (fastapi, uvicorn, ...) are the optional ``server`` extra, imported
-only when the command runs, so the rest of the CLI works without them."""
+only when the command runs, so the rest of the CLI works without them. ``--ray`` serves
+the same app as a Ray Serve ingress (``system2.ray.serve_app``; the ``ray`` extra)."""
 
 from __future__ import annotations
 
@@ -34,8 +35,21 @@ def serve(
         bool,
         typer.Option("--insecure-no-auth", help="allow a non-loopback address without API keys"),
     ] = False,
+    on_ray: Annotated[
+        bool, typer.Option("--ray", help="serve from Ray Serve (an ingress over the models)")
+    ] = False,
+    address: Annotated[
+        str | None,
+        typer.Option(help="with --ray: cluster to join (auto, HOST:PORT; default: ray.address)"),
+    ] = None,
+    ray_replicas: Annotated[
+        int, typer.Option(min=1, help="with --ray: ingress replicas (instead of --workers)")
+    ] = 1,
 ) -> None:
     """Serve the config's profiles as OpenAI models (POST /v1/chat/completions)."""
+    if on_ray:
+        _serve_on_ray(config, host, port, ray_replicas, api_key_file, insecure_no_auth, address)
+        return
     try:
         from system2.server.runner import serve as run_server
     except ImportError as exc:
@@ -48,6 +62,35 @@ def serve(
             workers=workers,
             api_key_file=api_key_file,
             insecure_no_auth=insecure_no_auth,
+        )
+    except (ConfigError, CatalogError, ValueError) as exc:
+        raise fail(exc) from None
+
+
+def _serve_on_ray(
+    config: Path,
+    host: str | None,
+    port: int | None,
+    replicas: int,
+    api_key_file: Path | None,
+    insecure_no_auth: bool,
+    address: str | None,
+) -> None:
+    try:
+        from system2.ray.serve_app import serve_on_ray  # imports ray and the server extra
+    except ImportError as exc:
+        raise fail(
+            f"{exc}: install the ray and server extras (pip install 'system2[ray,server]')"
+        ) from None
+    try:
+        serve_on_ray(
+            config,
+            host=host,
+            port=port,
+            replicas=replicas,
+            api_key_file=api_key_file,
+            insecure_no_auth=insecure_no_auth,
+            address=address,
         )
     except (ConfigError, CatalogError, ValueError) as exc:
         raise fail(exc) from None

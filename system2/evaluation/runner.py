@@ -7,7 +7,8 @@ flight. Rerunning with the same file skips ids already recorded (and, unless
 written by other code (unless ``allow_mixed``; see ``system2.runfile``). When an id
 appears more than once (a retried failure), the last line wins. The loop is the one every
 resumable run shares (``system2.resumable_run``); this module adds answering and scoring
-one item, and the summary.
+one item (``eval_record``, which ``system2 eval --ray`` runs in Ray actors instead, handing
+the records to the same loop through ``record_fn``), and the summary.
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ from .candidates import candidate_fields
 from .datasets import EvalItem, score_item
 
 __all__ = [
+    "RecordFn",
     "RunConfigMismatchError",
     "RunSummary",
+    "eval_record",
+    "failed_record",
     "print_summary",
     "read_records",
     "run_eval",
@@ -42,6 +46,8 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 AnswerFn = Callable[[Query], Awaitable[Answer]]
+RecordFn = Callable[[EvalItem], Awaitable[dict[str, Any]]]
+"""Makes one item's record (answered and scored), e.g. elsewhere on a Ray cluster."""
 
 
 @dataclass(frozen=True)
@@ -84,8 +90,9 @@ def read_records(path: Path) -> tuple[dict[str, Any] | None, dict[str, dict[str,
     return _EVAL_RUN.read(path)
 
 
-async def _run_item(item: EvalItem, answer_fn: AnswerFn) -> dict[str, Any]:
-    record: dict[str, Any] = {
+def failed_record(item: EvalItem, detail: str = "", seconds: float = 0.0) -> dict[str, Any]:
+    """The record of ``item`` failing (no answer), with ``detail`` saying why."""
+    return {
         "type": "item",
         "id": item.id,
         "question": item.query.text,
@@ -94,10 +101,16 @@ async def _run_item(item: EvalItem, answer_fn: AnswerFn) -> dict[str, Any]:
         "correct": False,
         "status": "failed",
         "completion_tokens": 0,
-        "seconds": 0.0,
-        "detail": "",
+        "seconds": seconds,
+        "detail": detail,
         "trace": None,
     }
+
+
+async def eval_record(item: EvalItem, answer_fn: AnswerFn) -> dict[str, Any]:
+    """``item`` answered by ``answer_fn`` and scored, as its run-file record; an
+    ``Exception`` from either is recorded as the item's failure."""
+    record = failed_record(item)
     start = time.perf_counter()
     try:
         answer = await answer_fn(item.query)
@@ -133,6 +146,16 @@ async def _run_item(item: EvalItem, answer_fn: AnswerFn) -> dict[str, Any]:
     return record
 
 
+def _recorded_by(answer_fn: AnswerFn | None) -> RecordFn:
+    if answer_fn is None:
+        raise ValueError("run_eval needs an answer_fn or a record_fn")
+
+    async def record(item: EvalItem) -> dict[str, Any]:
+        return await eval_record(item, answer_fn)
+
+    return record
+
+
 def summarize(records: Sequence[Mapping[str, Any]]) -> RunSummary:
     """Totals and means over item records (as written by ``run_eval``)."""
     n = len(records)
@@ -162,7 +185,7 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> RunSummary:
 
 async def run_eval(
     items: Sequence[EvalItem],
-    answer_fn: AnswerFn,
+    answer_fn: AnswerFn | None,
     out: Path,
     *,
     run_config: Mapping[str, Any],
@@ -171,6 +194,7 @@ async def run_eval(
     allow_mixed: bool = False,
     console: Console | None = None,
     concurrency: int = 1,
+    record_fn: RecordFn | None = None,
 ) -> RunSummary:
     """Answer and score every item not yet in ``out``, one at a time, appending a record per
     item. Returns the summary over all ``items``, resumed ones included.
@@ -181,10 +205,16 @@ async def run_eval(
     them) and records are appended in completion order; an interruption loses only the
     items in flight. ``allow_mixed`` resumes a file written by another version or revision
     of the code (marking where the code changed) instead of refusing it.
+
+    ``record_fn`` makes each item's record instead of ``answer_fn`` (give one of the two):
+    ``system2.ray.evaluation`` answers and scores items in Ray actors this way, while this
+    loop (in the driver) still writes every record, once per item.
     """
+    if record_fn is None:
+        record_fn = _recorded_by(answer_fn)
     records = await _EVAL_RUN.run(
         items,
-        lambda item: _run_item(item, answer_fn),
+        record_fn,
         out,
         config=run_config,
         retry_failed=retry_failed,

@@ -20,7 +20,6 @@ from prometheus_client import (
     generate_latest,
 )
 
-from orchestrator.budget import stopped_by
 from orchestrator.events import CallFinished, QueryEvent
 from orchestrator.types import Answer
 
@@ -94,7 +93,7 @@ class ServerMetrics:
     def observe_answer(self, profile: str, answer: Answer) -> None:
         if answer.trace.failures:
             self.failures.labels(profile).inc(len(answer.trace.failures))
-        reason = stopped_by(answer)
+        reason = answer.stopped_by
         if reason is not None:
             self.stopped.labels(profile, reason).inc()
         if answer.trace.vote is not None:

@@ -3,7 +3,8 @@
 ``ResponseShape`` is the one difference between the two endpoints: chat bodies hold
 ``message``/``delta`` objects, completion bodies ``text``. Both carry ``usage`` summed over
 every worker call of the query, and a ``system2`` field: the trace summary (plan, vote
-tally, per-model usage, failures, what stopped the query) and, when asked, the whole trace.
+tally, per-model usage, failures, what stopped the query, what an exact early stop saved)
+and, when asked, the whole trace.
 
 ``finish_reason`` is the chosen candidate's (``stop``/``length``), or ``budget`` /
 ``deadline`` when the query was stopped by its budget or deadline.
@@ -14,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.budget import stopped_by
 from orchestrator.events import AnswerDecided
 from orchestrator.types import Answer
 
@@ -33,7 +33,7 @@ def usage_body(answer: Answer) -> dict[str, int]:
 def finish_reason(answer: Answer, decided: AnswerDecided | None) -> str:
     """``budget``/``deadline`` if that stopped the query, else the chosen candidate's
     (``decided``: the query's last event; without it, ``stop``)."""
-    reason = stopped_by(answer)
+    reason = answer.stopped_by
     if reason is not None:
         return reason
     return decided.finish_reason if decided is not None else "stop"
@@ -47,13 +47,15 @@ def system2_summary(answer: Answer, profile: str, *, trace: bool = False) -> dic
         "profile": profile,
         "answer": answer.answer,
         "status": answer.status,
-        "stopped_by": stopped_by(answer),
+        "stopped_by": answer.stopped_by,
         "plan": answer.trace.plan,
         "vote": None if vote is None else vote.model_dump(mode="json"),
         "candidates": len(answer.trace.candidates),
         "usage": answer.usage.model_dump(mode="json"),
         "failures": list(answer.trace.failures),
     }
+    if "exact_stop" in answer.trace.extra:
+        summary["exact_stop"] = answer.trace.extra["exact_stop"]
     if trace:
         summary["trace"] = answer.trace.model_dump(mode="json")
     return summary

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from orchestrator.orchestrator import Orchestrator
 from policies.config import build_policy
 from policies.errors import PolicyBuildError
+from system2.assembly import build_worker
 from system2.config import ConfigError, ServedProfile, System2Config
 from workers.base import Worker
-from workers.config import build_worker
 from workers.step_verifier_config import build_step_verifier
 
 __all__ = ["ProfileRuntime", "ServedModels", "build_served_models"]

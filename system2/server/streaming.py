@@ -10,9 +10,10 @@ A stream of one query (``answer_chunks``):
 4. a last chunk with ``finish_reason``, ``usage`` and the ``system2`` summary; then
    ``[DONE]``. A query that failed ends with an ``{"error": ...}`` chunk instead.
 
-``TokenDelta`` events of a single-path plan (``greedy``/``sample`` on one model) go out as
-content at once, and the decided text then only adds what they did not already send: a
-worker seam that streams tokens plugs in here without changing the stream.
+``TokenDelta`` events of a single-path plan (``greedy``/``sample`` on one model: they
+stream through the worker seam's ``generate_stream`` as the engine makes the tokens) go
+out as content at once, and the decided text then only adds what they did not already
+send.
 
 ``SSEResponse`` watches for the client leaving whatever the ASGI server's version, and
 then stops the stream; its ``on_close`` runs however the response ends.

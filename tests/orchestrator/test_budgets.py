@@ -15,6 +15,7 @@ from orchestrator.events import (
     CandidatesMade,
     Planned,
     QueryEvent,
+    TokenDelta,
 )
 from orchestrator.orchestrator import Orchestrator
 from orchestrator.recorder import CallRecorder
@@ -25,7 +26,7 @@ from orchestrator.strategies.config import (
     SelfConsistencyConfig,
     StrategyConfig,
 )
-from orchestrator.types import Candidate, Query, Trace, Usage
+from orchestrator.types import Answer, Candidate, Query, Trace, Usage
 from policies import AllModelsPolicy, FixedPolicy
 from workers.base import GenerateRequest, GenerateResult, SamplingParams
 from workers.scripted import ScriptedWorker, cycle_texts
@@ -79,7 +80,8 @@ async def test_token_budget_stops_at_the_first_call_past_it() -> None:
     budget = QueryBudget(max_total_tokens=3 * per_call - 1)  # spent after the third call
     answer = await _orch(worker).answer("2 + 2?", budget=budget)
     assert stopped_by(answer) == "budget"
-    assert answer.trace.extra["stopped_by"] == "budget"
+    assert answer.stopped_by == "budget"  # typed; no longer in trace.extra
+    assert "stopped_by" not in answer.trace.extra
     assert len(worker.requests) == 3
     assert [c.answer for c in answer.trace.candidates] == ["4", "5", "4"]
     assert answer.answer == "4"
@@ -281,3 +283,40 @@ def test_module_examples_run() -> None:
     import orchestrator.budget
 
     assert doctest.testmod(orchestrator.budget).failed == 0
+
+
+async def test_a_watched_greedy_query_streams_its_tokens_as_they_are_made() -> None:
+    """With a sink, greedy streams through the worker: TokenDeltas come between its call's
+    start and finish, the first well before the answer, and join to the answer's text."""
+    timed: list[tuple[float, QueryEvent]] = []
+    worker = ScriptedWorker("m", cycle_texts(["two plus two is four. The answer is 4."]),
+                            token_delay_s=0.02)  # fmt: skip
+    started = time.perf_counter()
+    answer = await _orch(worker, GreedyConfig()).answer(
+        "2 + 2?", on_event=lambda e: timed.append((time.perf_counter() - started, e))
+    )
+    events = [e for _, e in timed]
+    deltas = [(t, e) for t, e in timed if isinstance(e, TokenDelta)]
+    assert len(deltas) == 9
+    assert "".join(e.text for _, e in deltas) == answer.text
+    first = events.index(deltas[0][1])
+    assert isinstance(events[first - 1], CallStarted)
+    assert isinstance(events[first + 9], CallFinished)
+    assert timed[-1][0] - deltas[0][0] >= 7 * 0.02
+    assert answer.answer == "4"
+
+
+def test_an_answer_saved_with_the_old_stopped_by_key_loads_it_as_the_field() -> None:
+    """Answers written before ``Answer.stopped_by`` kept it in trace.extra: loading one
+    moves it to the field."""
+    answer = Answer(
+        query=Query(text="x"),
+        answer="4",
+        text="4",
+        usage=Usage(),
+        trace=Trace(query_id="q", extra={"stopped_by": "deadline", "other": 1}),
+    )
+    loaded = Answer.model_validate_json(answer.model_dump_json())
+    assert loaded.stopped_by == answer.stopped_by == "deadline"
+    assert loaded.trace.extra == {"other": 1}
+    assert stopped_by(loaded) == "deadline"

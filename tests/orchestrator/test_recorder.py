@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from orchestrator.budget import BudgetExhausted
 from orchestrator.errors import UnknownWorkerError
+from orchestrator.events import CallFinished, CallStarted, QueryEvent, TokenDelta
 from orchestrator.recorder import CallRecorder
 from orchestrator.types import Candidate, Trace, Usage
 from workers.base import ChatMessage, GenerateRequest, Guidance, SamplingParams
@@ -70,3 +74,64 @@ def test_an_unknown_model_lists_the_configured_ones() -> None:
     calls, _, _ = _recorder()
     with pytest.raises(UnknownWorkerError, match="configured: m"):
         calls.worker("other")
+
+
+async def test_stream_generate_sends_token_deltas_between_start_and_finish() -> None:
+    """A streamed call: CallStarted, then the text as TokenDeltas (joining to the
+    completion), then CallFinished; the trace and usage record it as ``generate`` does."""
+    events: list[QueryEvent] = []
+    trace, usage = Trace(query_id="q"), Usage()
+    worker = ScriptedWorker("m", cycle_texts(["The answer is 4."]))
+    calls = CallRecorder({"m": worker}, usage, trace, on_event=events.append)
+    assert calls.observed
+    result = await calls.stream_generate("m", _request())
+    assert isinstance(events[0], CallStarted)
+    assert isinstance(events[-1], CallFinished)
+    deltas = [e for e in events if isinstance(e, TokenDelta)]
+    assert len(deltas) == len(events) - 2 == 4
+    assert "".join(d.text for d in deltas) == result.completions[0].text
+    assert {(d.call_id, d.model, d.sample) for d in deltas} == {(events[0].call_id, "m", 0)}
+    (record,) = trace.generations
+    assert (record.completion_tokens, record.cancelled) == (4, False)
+    assert usage.completion_tokens == 4
+    quiet = CallRecorder({"m": worker}, Usage(), Trace(query_id="q"))
+    assert not quiet.observed
+
+
+async def test_a_cancelled_stream_is_charged_the_tokens_it_streamed() -> None:
+    """Cancelled in flight, a streamed call is recorded as cancelled with the completion
+    tokens it had made (prompt tokens unknown: 0), in the trace, the usage and its
+    CallFinished."""
+    events: list[QueryEvent] = []
+    three = asyncio.Event()
+
+    def sink(event: QueryEvent) -> None:
+        events.append(event)
+        if sum(isinstance(e, TokenDelta) for e in events) == 3:
+            three.set()
+
+    trace, usage = Trace(query_id="q"), Usage()
+    worker = ScriptedWorker("m", cycle_texts(["a b c d e f g h i j"]), token_delay_s=0.02)
+    calls = CallRecorder({"m": worker}, usage, trace, on_event=sink)
+    task = asyncio.create_task(calls.stream_generate("m", _request()))
+    await three.wait()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    (record,) = trace.generations
+    assert record.cancelled
+    assert 3 <= record.completion_tokens < 10
+    assert record.prompt_tokens == 0
+    assert usage.completion_tokens == record.completion_tokens
+    finished = events[-1]
+    assert isinstance(finished, CallFinished)
+    assert finished.cancelled
+    assert finished.completion_tokens == record.completion_tokens
+
+
+async def test_stream_generate_keeps_the_budget() -> None:
+    """Once the token budget is spent, a streamed call is refused like any other."""
+    worker = ScriptedWorker("m", cycle_texts(["The answer is 4."]))
+    calls = CallRecorder({"m": worker}, Usage(), Trace(query_id="q"), max_total_tokens=1)
+    await calls.stream_generate("m", _request())
+    with pytest.raises(BudgetExhausted):
+        await calls.stream_generate("m", _request())

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
 import pytest
 import torch
 
-from tests.workers.tiny_model import CharTokenizer, tiny_model
-from workers.base import ChatMessage, GenerateRequest, SamplingParams, ScoreRequest
+from tests.workers.tiny_model import EOS, CharTokenizer, tiny_model
+from workers.base import (
+    ChatMessage,
+    GenerateRequest,
+    GenerateResult,
+    SamplingParams,
+    ScoreRequest,
+    TokenChunk,
+)
 from workers.errors import WorkerFailure
+from workers.streaming import closing
 from workers.transformers_worker import TransformersWorker
 
 
@@ -134,3 +143,65 @@ async def test_usage_counts_only_the_tokens_of_the_returned_text() -> None:
         assert completion.token_ids == tuple(tokenizer.encode("hello"))
         assert len(completion.logprobs) == 5
     assert result.usage.completion_tokens == 2 * len(tokenizer.encode("hello"))
+
+
+def _no_eos(sequences: Sequence[Sequence[int]], logits: torch.Tensor) -> torch.Tensor:
+    logits[:, EOS] = -torch.inf  # rows run to max_tokens
+    return logits
+
+
+async def test_stream_sends_each_token_and_ends_with_generates_result(
+    worker: TransformersWorker,
+) -> None:
+    """Greedy and seeded samples (n=2, a stop string): chunks come as the tokens are made
+    (their ids and log-probs), each sample's texts join to its completion's, and the last
+    item is the result ``generate`` gives."""
+    for params in (
+        SamplingParams(max_tokens=12),
+        SamplingParams(n=2, temperature=1.0, seed=3, max_tokens=12, stop=(" ",)),
+    ):
+        request = GenerateRequest(prompt="abc", params=params)
+        items = [item async for item in worker.generate_stream(request)]
+        result = items[-1]
+        assert isinstance(result, GenerateResult)
+        plain = await worker.generate(request)
+        assert [c.token_ids for c in result.completions] == [c.token_ids for c in plain.completions]
+        assert result.usage.completion_tokens == plain.usage.completion_tokens
+        chunks = [i for i in items if isinstance(i, TokenChunk)]
+        for index, completion in enumerate(result.completions):
+            mine = [c for c in chunks if c.index == index]
+            assert "".join(c.text for c in mine) == completion.text
+            streamed = tuple(t for c in mine for t in c.token_ids)
+            assert streamed[: len(completion.token_ids)] == completion.token_ids
+            assert [len(c.logprobs) for c in mine] == [len(c.token_ids) for c in mine]
+    assert worker.streams_tokens
+
+
+async def test_closing_a_stream_ends_its_rows_and_the_batch_goes_on() -> None:
+    """A stream closed after three chunks stops decoding at its next token; a call batched
+    with it decodes to the end as before."""
+    rows_per_step: list[int] = []
+
+    def slow_no_eos(sequences: Sequence[Sequence[int]], logits: torch.Tensor) -> torch.Tensor:
+        rows_per_step.append(len(sequences))
+        time.sleep(0.005)
+        return _no_eos(sequences, logits)
+
+    worker = TransformersWorker(
+        tiny_model(), CharTokenizer(), model_name="tiny", logits_processor=slow_no_eos
+    )
+    try:
+        long = SamplingParams(max_tokens=60)
+        other = asyncio.create_task(worker.generate(GenerateRequest(prompt="xyz", params=long)))
+        seen = 0
+        async with closing(worker.generate_stream(GenerateRequest(prompt="abc", params=long))) as s:
+            async for _ in s:
+                seen += 1
+                if seen == 3:
+                    break
+        result = await other
+        assert len(result.completions[0].token_ids) == 60
+        assert rows_per_step.count(2) < 30  # the streamed row left early
+        assert rows_per_step[-1] == 1
+    finally:
+        await worker.close()

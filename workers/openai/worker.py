@@ -27,20 +27,26 @@
   ``--max-logprobs``, 20 by default).
 * ``decode_tokens``: ``POST /detokenize``. vLLM decodes with special tokens kept, where
   ``TransformersWorker`` drops them.
+* ``generate_stream``: the same requests with ``stream: true`` and ``stream_options:
+  {"include_usage": true}``; each choice delta is passed on as it arrives, and the
+  events joined are read as the whole response is (``workers.openai.streaming``), so the
+  final result equals ``generate``'s. Closing the stream closes the HTTP response (vLLM
+  then aborts the request).
 * ``health``: ``GET /health`` (a 404 is skipped), then ``GET /v1/models`` must list the
   served model. ``step_scores``: a process reward model behind ``POST /pooling``.
 
 Every transport problem, HTTP error, malformed body or missing field raises
-``WorkerFailure`` naming the URL and what was wrong (bodies are read by
-``workers.openai.responses``); HTTP 4xx other than 408/429 raises its
+``WorkerFailure`` naming the URL and what was wrong (``workers.openai.http``; bodies are
+read by ``workers.openai.responses``); HTTP 4xx other than 408/429 raises its
 subclass ``RequestRejected`` (``retryable = False``: another replica would refuse it too).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -53,10 +59,13 @@ from workers.base import (
     Prompt,
     ScoreRequest,
     ScoreResult,
+    StreamItem,
+    TokenChunk,
     Worker,
     WorkerUsage,
 )
 from workers.errors import UnsupportedRequest, WorkerFailure
+from workers.openai.http import RequestRejected, ServerClient
 from workers.openai.responses import (
     ResponseReader,
     read_chat_completion,
@@ -64,23 +73,12 @@ from workers.openai.responses import (
     read_continuation,
     read_step_score,
 )
+from workers.openai.streaming import StreamedChoices
+from workers.streaming import merge_streams
 
 __all__ = ["OpenAIWorker", "RequestRejected"]
 
 _T = TypeVar("_T")
-
-_RETRYABLE_4XX = frozenset({408, 429})
-_SNIPPET = 200
-
-
-class RequestRejected(WorkerFailure):
-    """The server refused the request itself (HTTP 4xx): retrying elsewhere will not help."""
-
-    retryable = False
-
-    def __init__(self, model: str, reason: str, status: int) -> None:
-        super().__init__(model, reason)
-        self.status = status
 
 
 class OpenAIWorker(Worker):
@@ -113,10 +111,14 @@ class OpenAIWorker(Worker):
         self.health_timeout_s = health_timeout_s
         self.token_ids = token_ids
         self.step_tag = step_tag
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._server = ServerClient(
+            self.model_name,
+            self.base_url,
+            headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
+            timeout_s=timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            transport=transport,
+        )
 
     # -- the seam -------------------------------------------------------------------------
 
@@ -124,18 +126,35 @@ class OpenAIWorker(Worker):
         if request.params.guidance is not None:
             raise UnsupportedRequest(self.model_name, "verifier guidance is not served over HTTP")
         started = time.perf_counter()
-        p = request.params
-        if p.seed is not None and p.n > 1 and not p.greedy:
-            parts = await _all([self._sample(request, 1, p.seed + i) for i in range(p.n)])
+        seeds = _seeds(request)
+        if seeds is not None:
+            parts = await _all([self._sample(request, 1, seed) for seed in seeds])
         else:
-            parts = [await self._sample(request, p.n, p.seed)]
-        completions = tuple(c for part in parts for c in part.completions)
-        usage = WorkerUsage(
-            prompt_tokens=sum(part.prompt_tokens * len(part.completions) for part in parts),
-            completion_tokens=sum(part.completion_tokens for part in parts),
-            seconds=time.perf_counter() - started,
-        )
-        return GenerateResult(model=self.model_name, completions=completions, usage=usage)
+            parts = [await self._sample(request, request.params.n, request.params.seed)]
+        return self._result(parts, started)
+
+    async def generate_stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
+        if request.params.guidance is not None:
+            raise UnsupportedRequest(self.model_name, "verifier guidance is not served over HTTP")
+        started = time.perf_counter()
+        seeds = _seeds(request)
+        if seeds is not None:  # sample i is the stream of the call with seed + i
+            merged = merge_streams([self._sample_stream(request, 1, seed) for seed in seeds])
+        else:
+            p = request.params
+            merged = merge_streams([self._sample_stream(request, p.n, p.seed)])
+        parts: dict[int, _Sampled] = {}
+        async with contextlib.aclosing(merged):
+            async for k, item in merged:
+                if isinstance(item, _Sampled):
+                    parts[k] = item
+                else:
+                    yield item.model_copy(update={"index": item.index + k})
+        yield self._result([parts[k] for k in sorted(parts)], started)
+
+    @property
+    def streams_tokens(self) -> bool:
+        return True
 
     async def score(self, request: ScoreRequest) -> ScoreResult:
         started = time.perf_counter()
@@ -157,7 +176,7 @@ class OpenAIWorker(Worker):
             "temperature": 0.0,
             "prompt_logprobs": k,
         }
-        data, url = await self._call("POST", "/v1/completions", body)
+        data, url = await self._server.call("POST", "/v1/completions", body)
         r = ResponseReader(self.model_name, f"POST {url}")
         choices = r.choices(data, len(continuation_ids))
         scores = tuple(
@@ -174,24 +193,22 @@ class OpenAIWorker(Worker):
         if not token_ids:
             return ""
         body = {"model": self.served_model, "tokens": list(token_ids)}
-        data, url = await self._call("POST", "/detokenize", body)
+        data, url = await self._server.call("POST", "/detokenize", body)
         return ResponseReader(self.model_name, f"POST {url}").string(data, "prompt", "")
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and self._client_loop is asyncio.get_running_loop():
-            await client.aclose()
+        await self._server.aclose()
 
     # -- beyond the seam ------------------------------------------------------------------
 
     async def health(self) -> None:
         """Return if the server is up and serves this model; else raise ``WorkerFailure``."""
         try:
-            await self._call("GET", "/health", limit_s=self.health_timeout_s, parse=False)
+            await self._server.call("GET", "/health", limit_s=self.health_timeout_s, parse=False)
         except RequestRejected as exc:
             if exc.status != 404:  # a server without /health: ask /v1/models
                 raise
-        data, url = await self._call("GET", "/v1/models", limit_s=self.health_timeout_s)
+        data, url = await self._server.call("GET", "/v1/models", limit_s=self.health_timeout_s)
         r = ResponseReader(self.model_name, f"GET {url}")
         served = [
             r.string(r.obj(item, f"data[{i}]"), "id", f"data[{i}]")
@@ -227,7 +244,7 @@ class OpenAIWorker(Worker):
             body["messages"] = [*messages, {"role": "assistant", "content": tagged}]
             body["add_generation_prompt"] = False
         body.update(extra or {})
-        data, url = await self._call("POST", "/pooling", body)
+        data, url = await self._server.call("POST", "/pooling", body)
         r = ResponseReader(self.model_name, f"POST {url}")
         items = r.array(data, "data", "")
         if not items:
@@ -243,6 +260,26 @@ class OpenAIWorker(Worker):
     # -- generation -----------------------------------------------------------------------
 
     async def _sample(self, request: GenerateRequest, n: int, seed: int | None) -> _Sampled:
+        path, body = self._body(request, n, seed)
+        data, url = await self._server.call("POST", path, body)
+        return self._read(ResponseReader(self.model_name, f"POST {url}"), data, request, n)
+
+    async def _sample_stream(
+        self, request: GenerateRequest, n: int, seed: int | None
+    ) -> AsyncGenerator[TokenChunk | _Sampled, None]:
+        """``_sample``, streamed: the chunks as they come, then the ``_Sampled``."""
+        path, body = self._body(request, n, seed)
+        body.update(stream=True, stream_options={"include_usage": True})
+        r = ResponseReader(self.model_name, f"POST {self.base_url}{path} (stream)")
+        choices = StreamedChoices(r, n, chat=not isinstance(request.prompt, str))
+        async with contextlib.aclosing(self._server.stream(path, body)) as events:
+            async for event in events:
+                for chunk in choices.add(event):
+                    yield chunk
+        yield self._read(r, choices.body(), request, n)
+
+    def _body(self, request: GenerateRequest, n: int, seed: int | None) -> tuple[str, Any]:
+        """The path and body of a request for ``n`` samples of ``request``."""
         prompt, p, prefix = request.prompt, request.params, request.assistant_prefix
         body: dict[str, Any] = {
             "model": self.served_model,
@@ -259,21 +296,21 @@ class OpenAIWorker(Worker):
             body["seed"] = seed
         if self.token_ids:
             body["return_token_ids"] = True
-        chat = not isinstance(prompt, str)
         if isinstance(prompt, str):
             body.update(prompt=prompt + prefix, logprobs=0)
-            data, url = await self._call("POST", "/v1/completions", body)
-        else:
-            messages = [m.model_dump() for m in prompt]
-            if prefix:  # vLLM renders the open assistant turn and continues it
-                messages.append({"role": "assistant", "content": prefix})
-                body.update(add_generation_prompt=False, continue_final_message=True)
-            body.update(messages=messages, logprobs=True)
-            data, url = await self._call("POST", "/v1/chat/completions", body)
-        r = ResponseReader(self.model_name, f"POST {url}")
-        read = read_chat_completion if chat else read_completion
+            return "/v1/completions", body
+        messages = [m.model_dump() for m in prompt]
+        if prefix:  # vLLM renders the open assistant turn and continues it
+            messages.append({"role": "assistant", "content": prefix})
+            body.update(add_generation_prompt=False, continue_final_message=True)
+        body.update(messages=messages, logprobs=True)
+        return "/v1/chat/completions", body
+
+    def _read(self, r: ResponseReader, data: Any, request: GenerateRequest, n: int) -> _Sampled:
+        read = read_completion if isinstance(request.prompt, str) else read_chat_completion
+        stops = request.params.stop
         read_choices = [
-            read(r, c, f"choices[{i}]", p.stop) for i, c in enumerate(r.choices(data, n))
+            read(r, c, f"choices[{i}]", stops) for i, c in enumerate(r.choices(data, n))
         ]
         usage = r.field(data, "usage", "")
         return _Sampled(
@@ -282,6 +319,16 @@ class OpenAIWorker(Worker):
             completion_tokens=r.integer(usage, "completion_tokens", "usage")
             - sum(dropped for _, dropped in read_choices),
         )
+
+    def _result(self, parts: Sequence[_Sampled], started: float) -> GenerateResult:
+        """One result of the parts' completions; ``prompt_tokens`` charged per sample."""
+        completions = tuple(c for part in parts for c in part.completions)
+        usage = WorkerUsage(
+            prompt_tokens=sum(part.prompt_tokens * len(part.completions) for part in parts),
+            completion_tokens=sum(part.completion_tokens for part in parts),
+            seconds=time.perf_counter() - started,
+        )
+        return GenerateResult(model=self.model_name, completions=completions, usage=usage)
 
     # -- tokens -------------------------------------------------------------------------
 
@@ -293,71 +340,9 @@ class OpenAIWorker(Worker):
             body.update(prompt=prompt, add_special_tokens=special)
         else:
             body.update(messages=[m.model_dump() for m in prompt], add_generation_prompt=True)
-        data, url = await self._call("POST", "/tokenize", body)
+        data, url = await self._server.call("POST", "/tokenize", body)
         r = ResponseReader(self.model_name, f"POST {url}")
         return [r.integer_at(t, f"tokens[{j}]") for j, t in enumerate(r.array(data, "tokens", ""))]
-
-    # -- HTTP -----------------------------------------------------------------------------
-
-    def _http(self) -> httpx.AsyncClient:
-        """The client for the running event loop (connections cannot outlive their loop, and
-        ``asyncio.run`` may be called once per query)."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.timeout_s, connect=self.connect_timeout_s),
-                headers=self._headers,
-                transport=self._transport,
-            )
-            self._client_loop = loop
-        return self._client
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        body: Mapping[str, Any] | None = None,
-        *,
-        limit_s: float | None = None,
-        parse: bool = True,
-    ) -> tuple[Any, str]:
-        """Send one request; return its parsed JSON body (None unless ``parse``) and URL."""
-        url = f"{self.base_url}{path}"
-        what = f"{method} {url}"
-        limit = httpx.Timeout(limit_s) if limit_s is not None else httpx.USE_CLIENT_DEFAULT
-        try:
-            response = await self._http().request(method, url, json=body, timeout=limit)
-        except httpx.TimeoutException as exc:
-            seconds = limit_s or self.timeout_s
-            raise WorkerFailure(
-                self.model_name,
-                f"timed out ({type(exc).__name__}; limit {seconds:g}s, connect "
-                f"{self.connect_timeout_s:g}s) on {what}",
-            ) from exc
-        except httpx.ConnectError as exc:
-            raise WorkerFailure(self.model_name, f"cannot connect for {what}: {exc}") from exc
-        except httpx.RemoteProtocolError as exc:
-            raise WorkerFailure(
-                self.model_name, f"connection broke mid-response (truncated?) on {what}: {exc}"
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise WorkerFailure(self.model_name, f"{type(exc).__name__} on {what}: {exc}") from exc
-        status = response.status_code
-        if status >= 400:
-            reason = f"HTTP {status} from {what}: {_snippet(response.text)}"
-            if status < 500 and status not in _RETRYABLE_4XX:
-                raise RequestRejected(self.model_name, reason, status)
-            raise WorkerFailure(self.model_name, reason)
-        if not parse:
-            return None, url
-        try:
-            return response.json(), url
-        except ValueError as exc:
-            raise WorkerFailure(
-                self.model_name,
-                f"malformed JSON (HTTP {status}, {len(response.content)} bytes, truncated?) "
-                f"from {what}: {exc}; body starts {_snippet(response.text)}",
-            ) from exc
 
 
 @dataclass(frozen=True)
@@ -377,11 +362,15 @@ async def _all(calls: Sequence[Coroutine[Any, Any, _T]]) -> list[_T]:
     return [task.result() for task in tasks]
 
 
+def _seeds(request: GenerateRequest) -> list[int] | None:
+    """The seeds ``seed + i`` of the ``n`` calls a seeded request's samples go as; None
+    when they go as one call."""
+    p = request.params
+    if p.seed is None or p.n == 1 or p.greedy:
+        return None
+    return [p.seed + i for i in range(p.n)]
+
+
 def _root(base_url: str) -> str:
     root = base_url.rstrip("/")
     return root.removesuffix("/v1")
-
-
-def _snippet(text: str) -> str:
-    text = " ".join(text.split())
-    return repr(text if len(text) <= _SNIPPET else text[:_SNIPPET] + "...")

@@ -17,6 +17,8 @@ from system2.config import parse_config
 from system2.server import ApiKeys, create_app
 from tests.system2.server.conftest import SlowWorker, make_config, slow_workers
 from tests.system2.server.live import live_server
+from workers.base import Worker
+from workers.scripted import ScriptedWorker, cycle_texts
 
 KEY = "test-key"
 
@@ -72,6 +74,38 @@ def _exercise(client: openai.OpenAI, model: str, *, expect_answer: str | None) -
     assert bad.value.status_code == 400
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+
+
+def _stream_timing(client: openai.OpenAI, model: str) -> tuple[float, float, str, int]:
+    """A streamed chat through the client: seconds to the first content, seconds to the
+    end, the text, and how many content chunks carried it."""
+    started = time.perf_counter()
+    stream = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "What is 2 + 2?"}], stream=True
+    )
+    first, pieces = None, []
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
+            first = first if first is not None else time.perf_counter() - started
+    assert first is not None
+    return first, time.perf_counter() - started, "".join(pieces), len(pieces)
+
+
+def test_the_official_client_gets_tokens_before_the_answer_is_done() -> None:
+    """Streaming greedy through the live server: the client reads the first token long
+    before the last (the worker makes one every 50 ms), in many chunks."""
+    text = "two plus two makes four, so the answer is 4."
+    workers: dict[str, Worker] = {
+        name: ScriptedWorker(name, cycle_texts([text]), token_delay_s=0.05)
+        for name in ("m", "other")
+    }
+    app = create_app(make_config(), workers=workers, api_keys=ApiKeys([KEY]))
+    with live_server(app) as live:
+        first, total, streamed, chunks = _stream_timing(_client(live.url), "greedy")
+    assert streamed == text
+    assert chunks == len(text.split())
+    assert first < 0.25 < 0.4 < total
 
 
 def test_openai_client_against_the_server_on_scripted_workers() -> None:
@@ -145,3 +179,8 @@ profiles:
         assert {m.id for m in client.models.list()} == {"greedy", "sc2"}
         _exercise(client, "greedy", expect_answer=None)
         _exercise(client, "sc2", expect_answer=None)
+        first, total, streamed, chunks = _stream_timing(client, "greedy")
+        assert streamed
+        assert chunks >= 3  # token by token, not one chunk at the end
+        assert first < total
+        print(f"SmolLM2 greedy via the server: first token {first:.3f}s of {total:.3f}s")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +19,8 @@ from tests.system2.server.conftest import (
     client_for,
     slow_workers,
 )
+from workers.base import Worker
+from workers.scripted import ScriptedWorker, cycle_texts
 
 
 def events_of(response: httpx.Response) -> list[Any]:
@@ -219,3 +222,87 @@ async def test_disconnect_while_waiting_for_a_plain_answer(app_factory: AppFacto
     assert m.cancelled == 1
     assert sent[0]["status"] == 499
     assert app.state.system2.admission.idle
+
+
+async def _timed_messages(app: FastAPI, body: dict[str, Any]) -> list[tuple[float, bytes]]:
+    """Drive the ASGI app as uvicorn does and time each body part it sends."""
+    raw = json.dumps(body).encode()
+    parts: list[tuple[float, bytes]] = []
+    started = time.perf_counter()
+    delivered = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        await asyncio.Event().wait()  # the client stays until the stream ends
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and message.get("body"):
+            parts.append((time.perf_counter() - started, message["body"]))
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "state": {},
+    }
+    await asyncio.wait_for(app(scope, receive, send), timeout=10)
+    return parts
+
+
+async def test_a_single_path_stream_sends_tokens_as_the_engine_makes_them(
+    app_factory: AppFactory,
+) -> None:
+    """Greedy on one model: each token goes out as a content chunk when the worker makes
+    it, the first long before the last; together they are the answer's text, sent once."""
+    text = "two plus two makes four, so the answer is 4."
+    workers: dict[str, Worker] = {
+        name: ScriptedWorker(name, cycle_texts([text]), token_delay_s=0.03)
+        for name in ("m", "other")
+    }
+    parts = await _timed_messages(app_factory(workers=workers), chat("greedy", stream=True))
+    content = []
+    for at, part in parts:
+        for block in part.decode().split("\n\n"):
+            if block.startswith("data: {"):
+                delta = json.loads(block[6:])["choices"][0]["delta"]
+                if delta.get("content"):
+                    content.append((at, delta["content"]))
+    assert "".join(c for _, c in content) == text
+    assert len(content) == len(text.split())
+    assert content[-1][0] - content[0][0] >= (len(content) - 2) * 0.03
+
+
+async def test_exact_stop_per_request_cancels_the_samples_that_cannot_matter(
+    app_factory: AppFactory,
+) -> None:
+    """``system2: {exact_stop: true}`` on a five-sample vote: once three agree, the two
+    samples still running are cancelled; the summary says what was cancelled and saved."""
+    texts = [f"{'so ' * (4 * k)}The answer is 4." for k in range(5)]
+    workers: dict[str, Worker] = {
+        name: ScriptedWorker(name, cycle_texts(texts), token_delay_s=0.01)
+        for name in ("m", "other")
+    }
+    async with client_for(app_factory(workers=workers)) as client:
+        response = await client.post(
+            "/v1/chat/completions", json=chat("math-sc5", system2={"exact_stop": True})
+        )
+    s2 = response.json()["system2"]
+    assert s2["answer"] == "4"
+    assert s2["vote"]["counts"] == {"4": 3.0}
+    assert s2["vote"]["stopped_early"]
+    count = s2["exact_stop"]
+    assert (count["samples_finished"], count["cancelled_in_flight"]) == (3, 2)
+    assert count["generated_tokens"] == response.json()["usage"]["completion_tokens"]

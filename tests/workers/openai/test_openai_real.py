@@ -13,6 +13,7 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
 
 from orchestrator import Orchestrator, Query, RerankConfig, RSARerankerConfig
@@ -20,14 +21,17 @@ from policies import FixedPolicy
 from workers import (
     ChatMessage,
     GenerateRequest,
+    GenerateResult,
     SamplingParams,
     ScoreRequest,
     TokenAlternative,
     TransformersWorker,
     WorkerFailure,
 )
+from workers.base import TokenChunk
 from workers.config import OpenAIWorkerConfig, build_worker
 from workers.openai.worker import OpenAIWorker
+from workers.streaming import closing
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("vllm")
@@ -241,3 +245,58 @@ async def test_concurrent_calls(worker: OpenAIWorker) -> None:
         )
     )
     assert all(len(r.completions[0].token_ids) > 0 for r in results)
+
+
+def _running(metrics: str) -> float:
+    """vLLM's ``vllm:num_requests_running`` gauge, summed over its label sets."""
+    lines = [line for line in metrics.splitlines() if line.startswith("vllm:num_requests_running")]
+    assert lines, "no vllm:num_requests_running in /metrics"
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+
+async def test_generate_stream_matches_generate_and_closing_aborts(
+    worker: OpenAIWorker, server: str
+) -> None:
+    """Streamed over the real server (text and chat prompts, a stop string, seeded n=2):
+    the chunks come as the tokens are made and join to each completion; the final result
+    is the one ``generate`` gives. Closing a stream early closes the response and vLLM
+    aborts the request (its running count drops to 0)."""
+    requests = [
+        GenerateRequest(prompt="The capital of France is", params=SamplingParams(max_tokens=16)),
+        GenerateRequest(prompt=CHAT, params=SamplingParams(max_tokens=16, stop=(".",))),
+        GenerateRequest(
+            prompt="My favourite animal is",
+            params=SamplingParams(n=2, temperature=1.0, seed=7, max_tokens=12),
+        ),
+    ]
+    for request in requests:
+        items = [item async for item in worker.generate_stream(request)]
+        result, plain = items[-1], await worker.generate(request)
+        assert isinstance(result, GenerateResult)
+        assert [(c.text, c.token_ids) for c in result.completions] == [
+            (c.text, c.token_ids) for c in plain.completions
+        ]
+        assert result.usage.completion_tokens == plain.usage.completion_tokens
+        assert result.usage.prompt_tokens == plain.usage.prompt_tokens
+        chunks = [item for item in items if isinstance(item, TokenChunk)]
+        for index, completion in enumerate(result.completions):
+            mine = [c for c in chunks if c.index == index]
+            assert "".join(c.text for c in mine) == completion.text
+            assert len([c for c in mine if c.token_ids]) >= 3  # token by token
+    long = GenerateRequest(prompt="Once upon a time", params=SamplingParams(max_tokens=2000))
+    async with httpx.AsyncClient() as http:
+
+        async def running_becomes(wanted: bool) -> None:
+            for _ in range(100):
+                if (_running((await http.get(f"{server}/metrics")).text) > 0) == wanted:
+                    return
+                await asyncio.sleep(0.1)
+            raise AssertionError(f"vllm:num_requests_running never became {'>0' if wanted else 0}")
+
+        async with closing(worker.generate_stream(long)) as stream:
+            for _ in range(3):
+                await anext(stream)
+            await running_becomes(True)
+        await running_becomes(False)
+    again = await worker.generate(requests[0])  # the server serves on
+    assert again.completions[0].text
