@@ -38,6 +38,7 @@ __all__ = [
     "DecodedRow",
     "GuidanceProcessor",
     "LogitsProcessor",
+    "RowHook",
     "TokenHook",
     "decode_batch",
     "find_stop",
@@ -73,6 +74,9 @@ class GuidanceProcessor(Protocol):
 TokenHook = Callable[[int, int, float], bool]
 """Called with (row index in ``rows``, token id, its log-prob) for each token a row makes;
 False ends that row at once (a stream whose reader left). See ``decode_batch``."""
+
+RowHook = Callable[[int, "DecodedRow"], None]
+"""Called with (row index in ``rows``, the decoded row) as soon as a row is finished."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +138,14 @@ def decode_batch(
     logits_processor: LogitsProcessor | None = None,
     guidance_processor: GuidanceProcessor | None = None,
     on_token: TokenHook | None = None,
+    on_row_done: RowHook | None = None,
 ) -> list[DecodedRow]:
     """Decode every row to completion (EOS, a stop string, or ``max_tokens``).
 
     Rows with ``guidance`` need a ``guidance_processor`` (ValueError otherwise).
     ``on_token`` sees each token as it is chosen; a row it ends is dropped from the batch
     (its compute stops) and comes back with the tokens it had (finish reason ``length``).
+    ``on_row_done`` gets each row, final, the moment it finishes (the batch decodes on).
     """
     if not rows:
         return []
@@ -194,6 +200,10 @@ def decode_batch(
                 result.finish_reason = "length"
             else:
                 keep.append(slot)
+                continue
+            _finish(tokenizer, rows[row_index], result)
+            if on_row_done is not None:
+                on_row_done(row_index, result)
         if not keep:
             break
         if len(keep) < len(active):
@@ -212,13 +222,16 @@ def decode_batch(
         logits = out.logits[:, -1, :].float()
         next_position = next_position + 1
 
-    for row, result in zip(rows, results, strict=True):
-        text = tokenizer.decode(result.token_ids, skip_special_tokens=True)
-        cut = find_stop(text, row.stop)
-        result.text = text if cut is None else text[:cut]
-        if cut is not None:
-            _trim_to_text(tokenizer, result)
     return results
+
+
+def _finish(tokenizer: Any, row: DecodeRow, result: DecodedRow) -> None:
+    """A finished row's text, cut at its first stop string (and its tokens to the text)."""
+    text = tokenizer.decode(result.token_ids, skip_special_tokens=True)
+    cut = find_stop(text, row.stop)
+    result.text = text if cut is None else text[:cut]
+    if cut is not None:
+        _trim_to_text(tokenizer, result)
 
 
 def _trim_to_text(tokenizer: Any, result: DecodedRow) -> None:

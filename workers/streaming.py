@@ -5,9 +5,9 @@
   inside a character that is still being decoded (a trailing U+FFFD). Its deltas join
   to the completion's final text.
 * ``TokenFeed``: tokens of one call, from the thread that decodes them to the event loop
-  that streams them; the reader's ``cancel()`` is seen by the thread at its next token.
-  ``FeedChunks`` makes the tokens read from it into ``TokenChunk``s; ``feed_hook`` is the
-  decode loop's per-token hook handing each streamed row's tokens to its feed.
+  that streams them, and each sample's ``Completion`` the moment it is done (a sample need
+  not wait for the rest of its batch); the reader's ``cancel()`` is seen by the thread at
+  its next token. ``FeedChunks`` makes what is read from it into ``TokenChunk``s.
 * ``merge_streams``: several streams read concurrently as one; closing it closes them all.
 * ``collect``: a stream's final ``GenerateResult``; ``closing``/``close_stream``: close a
   stream (``Worker.generate_stream`` returns an async generator) when done with it.
@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from workers.base import GenerateResult, StreamItem, TokenChunk
+from workers.base import Completion, GenerateResult, StreamItem, TokenChunk
 
 __all__ = [
     "FeedChunks",
@@ -32,7 +32,6 @@ __all__ = [
     "close_stream",
     "closing",
     "collect",
-    "feed_hook",
     "find_stop",
     "merge_streams",
 ]
@@ -104,6 +103,11 @@ class TextDeltas:
 _Token = tuple[int, int, float]
 """(sample index, token id, its log-prob)."""
 
+_Done = tuple[int, Completion]
+"""(sample index, its completion): the sample is finished."""
+
+FeedItem = _Token | _Done
+
 
 class TokenFeed:
     """Tokens of one call from a decoding thread (``put``, ``end``) to the event loop
@@ -111,7 +115,7 @@ class TokenFeed:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._queue: asyncio.Queue[_Token | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[FeedItem | None] = asyncio.Queue()
         self._cancelled = threading.Event()
 
     # -- the decoding thread --------------------------------------------------------------
@@ -123,11 +127,15 @@ class TokenFeed:
     def put(self, sample: int, token: int, logprob: float) -> None:
         self._send((sample, token, logprob))
 
+    def finish(self, sample: int, completion: Completion) -> None:
+        """Sample ``sample`` is done: ``completion`` is final."""
+        self._send((sample, completion))
+
     def end(self) -> None:
         """No more tokens: the call finished (or failed, or was cancelled)."""
         self._send(None)
 
-    def _send(self, item: _Token | None) -> None:
+    def _send(self, item: FeedItem | None) -> None:
         try:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
         except RuntimeError:  # the loop is closed: nobody is reading any more
@@ -138,9 +146,9 @@ class TokenFeed:
     def cancel(self) -> None:
         self._cancelled.set()
 
-    async def next_batch(self) -> list[_Token] | None:
-        """Every token that has arrived (waiting for at least one), in order; None once
-        the call has ended and all its tokens were read."""
+    async def next_batch(self) -> list[FeedItem] | None:
+        """Everything that has arrived (waiting for at least one item), in order; None once
+        the call has ended and all of it was read."""
         first = await self._queue.get()
         if first is None:
             return None
@@ -154,46 +162,54 @@ class TokenFeed:
         return batch
 
 
-def feed_hook(
-    feeds: Sequence[tuple[TokenFeed, int] | None],
-) -> Callable[[int, int, float], bool] | None:
-    """A decode loop's token hook (``workers.decoding.TokenHook``) for a batch whose row i
-    streams to ``feeds[i]`` as sample (feed, index), or to nothing (None). It ends a row
-    whose reader left; None when no row of the batch is streamed."""
-    if not any(feeds):
-        return None
-
-    def on_token(row: int, token: int, logprob: float) -> bool:
-        target = feeds[row]
-        if target is None:
-            return True
-        feed, sample = target
-        if feed.cancelled:
-            return False
-        feed.put(sample, token, logprob)
-        return True
-
-    return on_token
-
-
 class FeedChunks:
-    """The ``TokenChunk``s of a call's ``n`` samples, from the tokens read off its feed
-    (``add``), then the rest of each sample's text once its result is in (``finish``).
-    ``decode``: token ids -> text, as the completion's text is decoded."""
+    """The ``TokenChunk``s of a call's ``n`` samples from what is read off its feed
+    (``add``: tokens, then each sample's rest of text once it is done), and its
+    ``completions`` once every sample is done. ``decode``: token ids -> text, as the
+    completion's text is decoded."""
 
     def __init__(self, n: int, stops: Sequence[str], decode: Callable[[Sequence[int]], str]):
         self._texts = [TextDeltas(stops) for _ in range(n)]
         self._made: list[list[int]] = [[] for _ in range(n)]
+        self._done: list[Completion | None] = [None] * n
         self._decode = decode
 
-    def add(self, tokens: Sequence[_Token]) -> list[TokenChunk]:
+    @property
+    def completions(self) -> tuple[Completion, ...] | None:
+        """Every sample's completion, in order; None while one is still running."""
+        done = [c for c in self._done if c is not None]
+        return tuple(done) if len(done) == len(self._done) else None
+
+    def add(self, items: Sequence[FeedItem]) -> list[TokenChunk]:
+        chunks = []
         fresh: dict[int, tuple[list[int], list[float]]] = {}
-        for sample, token, logprob in tokens:
+        for item in items:
+            if len(item) == 2:  # a sample is done: its tokens so far, then the rest of its text
+                sample, completion = item
+                chunks += self._flush(fresh, only=sample)
+                self._done[sample] = completion
+                chunks += self._rest(sample, completion)
+                continue
+            sample, token, logprob = item
             ids, logprobs = fresh.setdefault(sample, ([], []))
             ids.append(token)
             logprobs.append(logprob)
+        return chunks + self._flush(fresh)
+
+    def finish(self, result: GenerateResult) -> list[TokenChunk]:
+        """The rest of the text of each sample not done yet, from the call's result."""
         chunks = []
-        for sample, (ids, logprobs) in sorted(fresh.items()):
+        for sample, completion in enumerate(result.completions):
+            if self._done[sample] is None:
+                chunks += self._rest(sample, completion)
+        return chunks
+
+    def _flush(
+        self, fresh: dict[int, tuple[list[int], list[float]]], only: int | None = None
+    ) -> list[TokenChunk]:
+        chunks = []
+        for sample in sorted(fresh) if only is None else [only] if only in fresh else []:
+            ids, logprobs = fresh.pop(sample)
             self._made[sample] += ids
             text = self._texts[sample].update(self._decode(self._made[sample]))
             chunks.append(
@@ -201,12 +217,9 @@ class FeedChunks:
             )
         return chunks
 
-    def finish(self, result: GenerateResult) -> list[TokenChunk]:
-        rests = [
-            (i, t.finish(c.text))
-            for i, (t, c) in enumerate(zip(self._texts, result.completions, strict=True))
-        ]
-        return [TokenChunk(index=i, text=rest) for i, rest in rests if rest]
+    def _rest(self, sample: int, completion: Completion) -> list[TokenChunk]:
+        rest = self._texts[sample].finish(completion.text)
+        return [TokenChunk(index=sample, text=rest)] if rest else []
 
 
 class _Ended:

@@ -6,10 +6,11 @@ job waiting at that moment (after a short batching window), decodes their rows t
 resolves each caller's future. torch releases the GIL in its kernels, so the event loop
 stays responsive meanwhile.
 
-``generate_stream`` queues the same job with a ``TokenFeed``: the decode loop hands it each
-token as it is chosen, and the stream turns them into text (``TextDeltas``: held back at a
-possible stop string). Closing the stream ends its rows at their next token, and the rest
-of the batch decodes on.
+``generate_stream`` queues the same job with a ``TokenFeed`` (``workers.decode_feeds``): the
+decode loop hands it each token as it is chosen, and each row the moment it is done, so a
+streamed call ends with its own rows, not with its batch. The stream turns the tokens into
+text (``TextDeltas``: held back at a possible stop string). Closing the stream ends its rows
+at their next token, and the rest of the batch decodes on.
 
 With a token verifier attached (``verifier=``, or ``load(..., verifier=DIR)``), requests
 whose ``SamplingParams.guidance`` is set are decoded with System-2 guidance; the rows of
@@ -46,13 +47,14 @@ from workers.base import (
 )
 from workers.catalog import resolve
 from workers.chat_prompt import encode_prompt, render_prompt
+from workers.decode_feeds import StreamedRow, completion_of, feed_hooks
 from workers.decoding import DecodeRow, LogitsProcessor, decode_batch
 from workers.errors import UnsupportedRequest, WorkerFailure
 from workers.guidance_stats import GuidanceStats
 from workers.model_thread import ModelThread
 from workers.sampling import RowSampling
 from workers.scoring import score_with_alternatives
-from workers.streaming import FeedChunks, TokenFeed, feed_hook
+from workers.streaming import FeedChunks, TokenFeed
 from workers.verifier.network import TokenVerifier
 from workers.verifier.processor import VerifierLogitsProcessor
 from workers.verifier.steps import TokenStepVerifier
@@ -193,14 +195,17 @@ class TransformersWorker(Worker):
 
     async def generate_stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
         feed = TokenFeed(asyncio.get_running_loop())
-        future = self._thread.submit(self._generate_job(request, feed))
+        job = self._generate_job(request, feed)
+        future = self._thread.submit(job)
         future.add_done_callback(lambda _: feed.end())
         chunks = FeedChunks(request.params.n, request.params.stop, self._decode)
         try:
-            while (tokens := await feed.next_batch()) is not None:
-                for chunk in chunks.add(tokens):
+            while chunks.completions is None and (items := await feed.next_batch()) is not None:
+                for chunk in chunks.add(items):
                     yield chunk
-            result: GenerateResult = await asyncio.wrap_future(future)
+            # Done when its own rows are, not when the rest of their batch is.
+            done = chunks.completions
+            result = self._result(job, done) if done else await asyncio.wrap_future(future)
             for chunk in chunks.finish(result):
                 yield chunk
             yield result
@@ -284,7 +289,7 @@ class TransformersWorker(Worker):
 
     def _generate_now(self, jobs: list[_GenerateJob]) -> list[GenerateResult]:
         rows: list[DecodeRow] = []
-        feeds: list[tuple[TokenFeed, int] | None] = []  # per row: its stream and sample
+        feeds: list[StreamedRow | None] = []  # per row: its stream and sample, if streamed
         for job in jobs:
             params = job.request.params
             base_seed = params.seed if params.seed is not None else random.getrandbits(62)
@@ -303,6 +308,7 @@ class TransformersWorker(Worker):
             feeds += [None if job.feed is None else (job.feed, i) for i in range(params.n)]
         decoded = []
         for start in range(0, len(rows), self.max_batch_rows):
+            on_token, on_row_done = feed_hooks(feeds[start : start + self.max_batch_rows])
             decoded += decode_batch(
                 self.model,
                 self.tokenizer,
@@ -311,31 +317,23 @@ class TransformersWorker(Worker):
                 pad_token_id=self.pad_token_id,
                 logits_processor=self.logits_processor,
                 guidance_processor=self._guidance,
-                on_token=feed_hook(feeds[start : start + self.max_batch_rows]),
+                on_token=on_token,
+                on_row_done=on_row_done,
             )
-        done = time.perf_counter()
         results, offset = [], 0
         for job in jobs:
             mine = decoded[offset : offset + job.request.params.n]
             offset += job.request.params.n
-            completions = tuple(
-                Completion(
-                    text=d.text,
-                    token_ids=tuple(d.token_ids),
-                    logprobs=tuple(d.logprobs),
-                    finish_reason=d.finish_reason,
-                )
-                for d in mine
-            )
-            usage = WorkerUsage(
-                prompt_tokens=len(job.prompt_ids) * job.request.params.n,
-                completion_tokens=sum(len(c.token_ids) for c in completions),
-                seconds=done - job.submitted,
-            )
-            results.append(
-                GenerateResult(model=self.model_name, completions=completions, usage=usage)
-            )
+            results.append(self._result(job, tuple(completion_of(d) for d in mine)))
         return results
+
+    def _result(self, job: _GenerateJob, completions: tuple[Completion, ...]) -> GenerateResult:
+        usage = WorkerUsage(
+            prompt_tokens=len(job.prompt_ids) * job.request.params.n,
+            completion_tokens=sum(len(c.token_ids) for c in completions),
+            seconds=time.perf_counter() - job.submitted,
+        )
+        return GenerateResult(model=self.model_name, completions=completions, usage=usage)
 
     def _score_now(self, job: _ScoreJob) -> ScoreResult:
         scored = score_with_alternatives(

@@ -124,7 +124,9 @@ def eval_(
         "dataset": dataset,
         "limit": limit,
         "seed": seed,
-        "config": json.loads(cfg.model_dump_json()),
+        # Where it runs (the cluster) is no part of what a run computes: --address or
+        # another cluster resumes the same file.
+        "config": json.loads(cfg.model_dump_json(exclude={"ray"})),
     }
 
     if on_ray:

@@ -20,7 +20,7 @@ from workers.base import (
     WorkerUsage,
 )
 from workers.errors import WorkerFailure
-from workers.streaming import TextDeltas, closing, collect, merge_streams
+from workers.streaming import FeedChunks, TextDeltas, closing, collect, merge_streams
 
 
 class WholeWorker(Worker):
@@ -127,3 +127,22 @@ async def test_closing_the_merged_stream_closes_every_stream() -> None:
         async for _ in items:
             break
     assert sorted(closed) == ["a", "b"]
+
+
+def test_feed_chunks_finish_a_sample_the_moment_it_is_done() -> None:
+    """Tokens become text chunks; a sample's completion adds the rest of its text at once
+    (here: "c", held back as a possible start of the stop "cd", was text after all); the
+    call's completions are there once every sample is done."""
+
+    def decode(ids: object) -> str:
+        return "".join(chr(ord("a") + i) for i in ids)  # type: ignore[attr-defined]
+
+    chunks = FeedChunks(2, ["cd"], decode)
+    first = chunks.add([(0, 0, -1.0), (1, 1, -0.5), (0, 2, -1.0)])
+    assert [(c.index, c.text, c.token_ids) for c in first] == [(0, "a", (0, 2)), (1, "b", (1,))]
+    done = Completion(text="ac", token_ids=(0, 2), logprobs=(-1.0, -1.0), finish_reason="stop")
+    assert [c.text for c in chunks.add([(0, done)])] == ["c"]
+    assert chunks.completions is None
+    other = Completion(text="b", token_ids=(1,), logprobs=(-0.5,), finish_reason="length")
+    assert chunks.add([(1, other)]) == []
+    assert chunks.completions == (done, other)

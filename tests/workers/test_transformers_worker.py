@@ -184,7 +184,7 @@ async def test_closing_a_stream_ends_its_rows_and_the_batch_goes_on() -> None:
 
     def slow_no_eos(sequences: Sequence[Sequence[int]], logits: torch.Tensor) -> torch.Tensor:
         rows_per_step.append(len(sequences))
-        time.sleep(0.005)
+        time.sleep(0.01)
         return _no_eos(sequences, logits)
 
     worker = TransformersWorker(
@@ -203,5 +203,35 @@ async def test_closing_a_stream_ends_its_rows_and_the_batch_goes_on() -> None:
         assert len(result.completions[0].token_ids) == 60
         assert rows_per_step.count(2) < 30  # the streamed row left early
         assert rows_per_step[-1] == 1
+    finally:
+        await worker.close()
+
+
+async def test_a_streamed_call_ends_when_its_rows_do_not_when_its_batch_does() -> None:
+    """A short streamed call batched with a long one gets its result as soon as its own
+    rows finish (an exact early stop counts on this); it equals ``generate``'s."""
+
+    def slow_no_eos(sequences: Sequence[Sequence[int]], logits: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.01)
+        return _no_eos(sequences, logits)
+
+    worker = TransformersWorker(
+        tiny_model(), CharTokenizer(), model_name="tiny", logits_processor=slow_no_eos
+    )
+    try:
+        other = asyncio.create_task(
+            worker.generate(GenerateRequest(prompt="xyz", params=SamplingParams(max_tokens=80)))
+        )
+        short = GenerateRequest(prompt="abc", params=SamplingParams(max_tokens=4))
+        items = [item async for item in worker.generate_stream(short)]
+        assert not other.done()
+        result = items[-1]
+        assert isinstance(result, GenerateResult)
+        await other
+        (alone,) = (await worker.generate(short)).completions
+        (mine,) = result.completions
+        assert (alone.text, alone.token_ids) == (mine.text, mine.token_ids)
+        assert len(mine.token_ids) == 4
+        assert alone.logprobs == pytest.approx(mine.logprobs, abs=1e-5)
     finally:
         await worker.close()

@@ -136,7 +136,8 @@ async def test_a_killed_replica_is_retried_on_another_and_replaced() -> None:
     slow = RayWorkerConfig.model_validate(
         {"replica": {"kind": "scripted", "responses": ["a b c d"]}, "num_replicas": 2}
     )
-    _deploy("kill", partial(ScriptedWorker, "m", cycle_texts(["a b c d"]), token_delay_s=0.5), replicas=2)
+    words = partial(ScriptedWorker, "m", cycle_texts(["a b c d"]), token_delay_s=0.5)
+    _deploy("kill", words, replicas=2)
     worker = build_worker(
         "m", slow.model_copy(update={"app": "kill", "deploy": False}), cluster=RayClusterConfig()
     )

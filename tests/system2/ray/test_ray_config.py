@@ -99,9 +99,9 @@ def test_the_cluster_section() -> None:
     """The ray section names the cluster; unknown keys are refused."""
     config = parse_config(_config(SMALL, ray={"address": "auto", "object_store_mb": 512}))
     assert config.ray.address == "auto"
-    with pytest.raises(ConfigError, match="ray.object_store_mb"):
+    with pytest.raises(ConfigError, match=r"ray\.object_store_mb"):
         parse_config(_config(SMALL, ray={"object_store_mb": 1}))
-    with pytest.raises(ConfigError, match="ray.adress"):
+    with pytest.raises(ConfigError, match=r"ray\.adress"):
         parse_config(_config(SMALL, ray={"adress": "auto"}))
 
 

@@ -105,7 +105,8 @@ def test_the_official_client_gets_tokens_before_the_answer_is_done() -> None:
         first, total, streamed, chunks = _stream_timing(_client(live.url), "greedy")
     assert streamed == text
     assert chunks == len(text.split())
-    assert first < 0.25 < 0.4 < total
+    assert total >= 0.4  # nine words, 50 ms each
+    assert first < total / 3
 
 
 def test_openai_client_against_the_server_on_scripted_workers() -> None:

@@ -283,7 +283,7 @@ async def test_generate_stream_matches_generate_and_closing_aborts(
             mine = [c for c in chunks if c.index == index]
             assert "".join(c.text for c in mine) == completion.text
             assert len([c for c in mine if c.token_ids]) >= 3  # token by token
-    long = GenerateRequest(prompt="Once upon a time", params=SamplingParams(max_tokens=2000))
+    long = GenerateRequest(prompt="Once upon a time", params=SamplingParams(max_tokens=900))
     async with httpx.AsyncClient() as http:
 
         async def running_becomes(wanted: bool) -> None:
