@@ -15,7 +15,9 @@ from workers.base import (
     ScoreResult,
     StepScale,
     StepVerifier,
+    StreamItem,
     TokenAlternative,
+    TokenChunk,
     Worker,
     WorkerUsage,
 )
