@@ -13,6 +13,7 @@ from orchestrator.types import TaskType
 from system2.cli.config_file import load_cli_config
 from system2.cli.output import fail
 from system2.logging import configure_logging
+from system2.ray.config import RayWorkerConfig
 from workers.base import StepVerifier, Worker
 from workers.errors import CatalogError, UnsupportedRequest
 
@@ -62,6 +63,8 @@ def load_generator(
         if worker_name not in cfg.models:
             raise fail(f"no model {worker_name!r} in the config ({', '.join(cfg.models)})")
         declared = cfg.models[worker_name]
+        if isinstance(declared, RayWorkerConfig):  # verifier commands run it in-process
+            declared = declared.replica
         if verifier is not None:
             if not isinstance(declared, TransformersWorkerConfig | VLLMWorkerConfig):
                 raise fail(

@@ -112,6 +112,7 @@ def _replica_id() -> str:
     """This replica's id within its deployment (outside Serve, e.g. in a unit test: the
     deployment's name)."""
     try:
-        return serve.get_replica_context().replica_id.unique_id
+        replica: str = serve.get_replica_context().replica_id.unique_id
     except RayServeException:
         return DEPLOYMENT_NAME
+    return replica

@@ -136,7 +136,9 @@ async def test_a_killed_replica_is_retried_on_another_and_replaced() -> None:
     slow = RayWorkerConfig.model_validate(
         {"replica": {"kind": "scripted", "responses": ["a b c d"]}, "num_replicas": 2}
     )
-    words = partial(ScriptedWorker, "m", cycle_texts(["a b c d"]), token_delay_s=0.5)
+    # Each call takes 4 s; the kill comes 2 s after the calls are sent, so on a loaded machine
+    # too some are still in flight on the victim.
+    words = partial(ScriptedWorker, "m", cycle_texts(["a b c d"]), token_delay_s=1.0)
     _deploy("kill", words, replicas=2)
     worker = build_worker(
         "m", slow.model_copy(update={"app": "kill", "deploy": False}), cluster=RayClusterConfig()
@@ -148,7 +150,7 @@ async def test_a_killed_replica_is_retried_on_another_and_replaced() -> None:
         calls = [
             asyncio.ensure_future(worker.generate(GenerateRequest(prompt=str(i)))) for i in range(8)
         ]
-        await asyncio.sleep(0.8)
+        await asyncio.sleep(2.0)
         ray.kill(ray.get_actor(replica_actor_name("kill", victim), namespace="serve"))
         results = await asyncio.gather(*calls)
         assert all(r.completions[0].text == "a b c d" for r in results)

@@ -1,7 +1,7 @@
 """Slow: a real two-node Ray cluster (``ray start --head`` + ``ray start --address``) with
 SmolLM2 replicas: queries through the ``ray`` worker kind survive a replica killed
-mid-run, and ``eval --ray`` survives an actor killed mid-run and resumes to the results of
-an in-process run."""
+mid-run; an in-process vLLM engine serves the seam from a replica; ``eval --ray`` survives
+an actor killed mid-run and resumes to the results of an in-process run."""
 
 from __future__ import annotations
 
@@ -19,13 +19,21 @@ ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 
 from orchestrator.types import Answer, Query  # noqa: E402
-from system2.assembly import build_orchestrator  # noqa: E402
+from system2.assembly import build_orchestrator, build_worker  # noqa: E402
 from system2.cli.main import app  # noqa: E402
 from system2.config import System2Config, load_config, parse_config  # noqa: E402
 from system2.evaluation import EvalItem, load_dataset, read_records, run_eval  # noqa: E402
+from system2.ray.config import RayClusterConfig, RayWorkerConfig  # noqa: E402
 from system2.ray.deploy import replica_actor_name  # noqa: E402
 from system2.ray.evaluation import RayItemPool  # noqa: E402
 from system2.ray.replica import DEPLOYMENT_NAME  # noqa: E402
+from workers.base import (  # noqa: E402
+    ChatMessage,
+    GenerateRequest,
+    GenerateResult,
+    SamplingParams,
+    ScoreRequest,
+)
 
 from .local_cluster import LocalCluster  # noqa: E402
 
@@ -128,6 +136,45 @@ def test_queries_survive_a_killed_replica(two_nodes: str, small_model_name: str)
     retried = [a for a in answers if a.trace.generations[0].attempts > 1]
     assert retried, "no query was in flight on the killed replica"
     assert all(_replica_id(a) != victim for a in retried)
+
+
+def test_a_vllm_replica_serves_the_seam(two_nodes: str, small_model_name: str) -> None:
+    """An in-process vLLM engine hosted by a Serve replica: generate, score with top
+    alternatives, decode and stream through the handle."""
+    pytest.importorskip("vllm")
+    replica = {
+        "kind": "vllm",
+        "model": small_model_name,
+        "enforce_eager": True,
+        "kv_cache_gib": 1,
+        "max_model_len": 2048,
+    }
+    config = RayWorkerConfig.model_validate({"replica": replica, "num_cpus": 1})
+    worker = build_worker("v", config, cluster=RayClusterConfig(address=two_nodes))
+
+    async def run() -> None:
+        try:
+            chat = (ChatMessage(role="user", content="What is 2+2?"),)
+            request = GenerateRequest(prompt=chat, params=SamplingParams(max_tokens=12))
+            first, second = await worker.generate(request), await worker.generate(request)
+            assert first.completions[0].text == second.completions[0].text  # greedy
+            assert len(first.completions[0].token_ids) == len(first.completions[0].logprobs)
+            assert (first.usage.replica or "").startswith("ray:system2-v/")
+            capital = ScoreRequest(
+                prompt="The capital of France is", continuations=(" Paris.",), top_logprobs=2
+            )
+            scored = await worker.score(capital)
+            assert len(scored.scores[0].top_alternatives[0]) == 2
+            assert scored.scores[0].total_logprob < 0
+            text = await worker.decode_tokens(list(scored.scores[0].token_ids))
+            assert text == " Paris."
+            streamed = [i async for i in worker.generate_stream(request)]
+            assert isinstance(streamed[-1], GenerateResult)
+            assert streamed[-1].completions[0].text == first.completions[0].text
+        finally:
+            await worker.close()
+
+    asyncio.run(run())
 
 
 def _records(path: Path) -> dict[str, dict[str, Any]]:
