@@ -24,7 +24,7 @@ KEY = "test-key"
 
 
 def _client(url: str, key: str = KEY) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=120)
+    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=600)
 
 
 def _dump(obj: Any) -> dict[str, Any]:
