@@ -3,7 +3,8 @@
 (a) The same requests (default 128, greedy, all distinct) through two pools of the same
     engines on the same CPUs: an in-process ``WorkerPool`` of ``--replicas`` embedded
     transformers models (``kind: pool``), and the same YAML moved onto Ray (``kind: ray``,
-    ``--replicas`` Serve replicas of one CPU each, on a local cluster of that many CPUs).
+    ``--replicas`` Serve replicas of one CPU each, on a local cluster of that many CPUs),
+    in alternating rounds (the machine's load drifts; both pools see the same drift).
     Throughput (requests/s, output tokens/s), their ratio ray/in-process (the cost of the
     hop; goal at least 0.9), and p50/p99 request latency.
 (b) The hop alone, with a scripted engine that does no work: round-trip latency of calls
@@ -165,23 +166,38 @@ async def idle_cpu_cores(seconds: float) -> float:
 
 
 async def pools(args: argparse.Namespace) -> list[Row]:
-    """(a): the same requests through the in-process pool, then the Ray-served one (whose
-    row also says how many cores the cluster keeps busy while idle)."""
+    """(a): the same requests through the in-process pool and the Ray-served one, in
+    ``--rounds`` alternating rounds (which pool goes first alternates too), so a change in
+    the machine's load mid-run hits both alike; the Ray row also says how many cores the
+    idle cluster keeps busy."""
     models, cluster = model_configs(args)
     batch = requests(args.requests, args.max_tokens)
-    warmup = requests(args.replicas * 2, 4)
-    rows = []
-    for name in ("pool", "ray"):
-        worker = await asyncio.to_thread(build_worker, name, models[name], cluster=cluster)
-        try:
-            idle = await idle_cpu_cores(10.0) if name == "ray" else 0.0
-            await measured(worker, warmup, args.concurrency)
-            result = row(
-                f"{name} x{args.replicas}", *await measured(worker, batch, args.concurrency)
+    names = ("pool", "ray")
+    workers: dict[str, Worker] = {}
+    try:
+        for name in names:
+            workers[name] = await asyncio.to_thread(
+                build_worker, name, models[name], cluster=cluster
             )
-            rows.append({**result, "idle_cluster_cores": idle})
-        finally:
-            await worker.close()
+        idle = await idle_cpu_cores(10.0)
+        for name in names:
+            await measured(workers[name], requests(args.replicas * 2, 4), args.concurrency)
+        runs: dict[str, list[tuple[list[float], int, float, float]]] = {n: [] for n in names}
+        share = -(-len(batch) // args.rounds)
+        for r in range(args.rounds):
+            part = batch[r * share : (r + 1) * share]
+            for name in names if r % 2 == 0 else names[::-1]:
+                runs[name].append(await measured(workers[name], part, args.concurrency))
+    finally:
+        await asyncio.gather(*(w.close() for w in workers.values()))
+    rows = []
+    for name in names:
+        done = runs[name]
+        latencies = [s for run in done for s in run[0]]
+        tokens = sum(run[1] for run in done)
+        wall, cpu = sum(run[2] for run in done), sum(run[3] for run in done)
+        result = row(f"{name} x{args.replicas}", latencies, tokens, wall, cpu)
+        rows.append({**result, "idle_cluster_cores": idle if name == "ray" else 0.0})
     return rows
 
 
@@ -289,6 +305,7 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=2, help="engines in each pool")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per engine")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    parser.add_argument("--rounds", type=int, default=4, help="alternations of the two pools")
     parser.add_argument("--hop-requests", type=int, default=400)
     parser.add_argument("--hop-concurrency", type=int, default=64)
     parser.add_argument(

@@ -3,8 +3,9 @@ spread over a cluster (``system2 eval --ray``), and the server as a Serve ingres
 (``system2 serve --ray``).
 
 Ray is an optional extra (``pip install 'system2[ray]'``). Only the configs are imported
-here; the modules that need Ray (``deploy``, ``handle_worker``, ``replica``, ``cluster``,
-``evaluation``, ``serve_app``) import it and are imported where a ray model is built.
+here; the modules that need Ray (``cluster``, ``deploy``, ``replica``, ``handle_worker``,
+``errors``, ``evaluation``, ``serve_app``, ``cli_options``' eval) import it and are
+imported where a ray model is built or a ``--ray`` command runs.
 """
 
 from __future__ import annotations

@@ -34,6 +34,11 @@ __all__ = [
 ]
 
 
+_TRANSFORMERS_BATCH_WINDOW_S = 0.015
+"""Calls through a Ray hop reach a replica milliseconds apart; the embedded model batches
+what is queued within 5 ms."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -91,8 +96,22 @@ class RayWorkerConfig(_Strict):
     autoscaling: RayAutoscalingConfig | None = None
     num_cpus: float = Field(default=1.0, ge=0, description="CPUs each replica reserves")
     num_gpus: float = Field(default=0.0, ge=0, description="GPUs each replica reserves")
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="custom resources each replica reserves: places the pool on the nodes "
+        "started with them (ray start --resources='{\"coder\": 1}')",
+    )
+    accelerator_type: str | None = Field(
+        default=None, description="the GPU type its nodes must have (Ray's, e.g. A100, H100)"
+    )
     max_ongoing_requests: int = Field(
         default=8, ge=1, description="calls one replica takes at once (its engine batches them)"
+    )
+    batch_window_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="a replica holds calls arriving this close together and lets them go at "
+        "once, so a batching backend takes them together; None: 0.015 for transformers, else 0",
     )
     max_attempts: int = Field(default=3, ge=1, description="tries per call, retries included")
     request_timeout_s: float | None = Field(default=None, gt=0, description="per try")
@@ -110,6 +129,12 @@ class RayWorkerConfig(_Strict):
             raise ValueError("set either num_replicas or autoscaling, not both")
         return self
 
+    def replica_batch_window_s(self) -> float:
+        """``batch_window_s``, its default filled in (see ``system2.ray.arrivals``)."""
+        if self.batch_window_s is not None:
+            return self.batch_window_s
+        return _TRANSFORMERS_BATCH_WINDOW_S if self.replica.kind == "transformers" else 0.0
+
     def serve_options(self) -> dict[str, Any]:
         """The deployment options Ray Serve takes (``Deployment.options``)."""
         sizing: dict[str, Any] = (
@@ -117,10 +142,15 @@ class RayWorkerConfig(_Strict):
             if self.autoscaling is not None
             else {"num_replicas": self.num_replicas or 1}
         )
+        placement: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
+        if self.resources:
+            placement["resources"] = dict(self.resources)
+        if self.accelerator_type is not None:
+            placement["accelerator_type"] = self.accelerator_type
         return {
             **sizing,
             "max_ongoing_requests": self.max_ongoing_requests,
-            "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
+            "ray_actor_options": placement,
         }
 
 

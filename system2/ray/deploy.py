@@ -46,7 +46,8 @@ def deploy_model(name: str, config: RayWorkerConfig) -> Any:
         max_constructor_retry_count=_CONSTRUCTOR_TRIES,
         logging_config={"enable_access_log": False, "log_level": "WARNING"},
     )
-    app = deployment.bind(name, partial(build_worker, name, config.replica))
+    make_worker = partial(build_worker, name, config.replica)
+    app = deployment.bind(name, make_worker, config.replica_batch_window_s())
     return serve.run(app, name=ray_app_name(name, config), route_prefix=None)
 
 

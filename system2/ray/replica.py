@@ -4,7 +4,9 @@ Each replica builds its worker once (``make_worker``: in production one of syste
 backends from the model's ``replica`` config, so a verifier runs inside the engine exactly
 as it does in-process) and serves the seam's calls on it: ``generate``, ``score``,
 ``generate_stream``, ``decode_tokens``, ``score_steps`` (its token step verifier) and
-``capabilities``. Every result's usage names the replica that answered. A worker error
+``capabilities``. Calls arriving close together are let through together
+(``batch_window_s``: see ``system2.ray.arrivals``). Every result's usage names the replica
+that answered. A worker error
 crosses back as ``ReplicaWorkerError`` (the caller turns it into the same ``WorkerFailure``
 or ``UnsupportedRequest``); a call cancelled by its caller cancels the worker's call.
 """
@@ -18,6 +20,7 @@ from typing import TypeVar
 from ray import serve
 from ray.serve.exceptions import RayServeException
 
+from system2.ray.arrivals import ArrivalWindow
 from system2.ray.errors import ReplicaWorkerError
 from workers.base import (
     GenerateRequest,
@@ -53,18 +56,24 @@ class ReplicaCapabilities:
 class ModelReplica:
     """One replica of a model's Serve deployment (see the module's docstring)."""
 
-    def __init__(self, model_name: str, make_worker: Callable[[], Worker]) -> None:
+    def __init__(
+        self, model_name: str, make_worker: Callable[[], Worker], batch_window_s: float = 0.0
+    ) -> None:
         self._model = model_name
         self._worker = make_worker()
         self._replica = _replica_id()
+        self._arrivals = ArrivalWindow(batch_window_s)
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
+        await self._arrivals.wait()
         return self._named(await _local(self._worker.generate(request)))
 
     async def score(self, request: ScoreRequest) -> ScoreResult:
+        await self._arrivals.wait()
         return self._named(await _local(self._worker.score(request)))
 
     async def generate_stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
+        await self._arrivals.wait()
         stream = self._worker.generate_stream(request)
         try:
             async for item in stream:

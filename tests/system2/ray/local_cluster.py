@@ -3,9 +3,13 @@ a second ``ray start --address``, each with one CPU, a small object store and po
 own, under a temp dir of their own.
 
 Stopping it ends exactly the processes it started: those whose command line names its temp
-dir, and their descendants (never ``ray stop``, which ends every Ray on the machine). The
-cluster runs without token authentication (``RAY_AUTH_MODE=disabled``): a throwaway cluster
-for one test module; the driver's Ray reads its auth mode when first imported.
+dir or joins its head's address (the head's Ray client server), and their descendants
+(never ``ray stop``, which ends every Ray on the machine).
+
+The cluster authenticates as the test process's Ray will: with a token
+(``~/.ray/auth_token``) once an earlier local ``ray.init`` in this process turned token
+mode on (``RAY_AUTH_MODE=token`` in its environment), else without (Ray reads the mode
+when first imported, and a driver joining by address does not turn it on).
 """
 
 from __future__ import annotations
@@ -56,7 +60,8 @@ class LocalCluster:
         # A short path: Ray's unix socket paths must stay under ~107 characters.
         temp_dir = Path(tempfile.mkdtemp(prefix="s2ray-", dir="/tmp"))
         port = _free_port()
-        env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+        auth = os.environ.get("RAY_AUTH_MODE", "disabled")
+        env = {**os.environ, "RAY_AUTH_MODE": auth, "RAY_USAGE_STATS_ENABLED": "0"}
         common = [
             f"--num-cpus={cpus_per_node}",
             f"--object-store-memory={_OBJECT_STORE_BYTES}",
@@ -94,10 +99,12 @@ class LocalCluster:
             _signal(pid, signal.SIGKILL)
 
     def _processes(self) -> list[int]:
-        """The pids whose command line names the temp dir, and all their descendants."""
+        """The pids whose command line names the temp dir or joins the head's port, and
+        all their descendants."""
         parents: dict[int, int] = {}
         roots: list[int] = []
         marker = str(self.temp_dir).encode()
+        head_port = ":" + self.address.rsplit(":", 1)[1]
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
@@ -108,7 +115,9 @@ class LocalCluster:
             except OSError:
                 continue
             parents[pid] = int(stat.rsplit(")", 1)[1].split()[1])
-            if marker in cmdline:
+            arguments = cmdline.decode(errors="replace").split("\0")
+            joins = any(a.startswith("--address=") and a.endswith(head_port) for a in arguments)
+            if marker in cmdline or joins:
                 roots.append(pid)
         found = set(roots)
         grew = True

@@ -41,6 +41,28 @@ def test_autoscaling_becomes_serves_autoscaling_config() -> None:
     assert options["ray_actor_options"] == {"num_cpus": 1.0, "num_gpus": 1.0}
 
 
+def test_batch_window_defaults_by_backend() -> None:
+    """Replicas of the batching transformers backend hold close arrivals 15 ms; others not."""
+    assert RayWorkerConfig.model_validate({"replica": SMALL}).replica_batch_window_s() == 0.015
+    vllm = {"kind": "vllm", "model": "m"}
+    assert RayWorkerConfig.model_validate({"replica": vllm}).replica_batch_window_s() == 0.0
+    chosen = RayWorkerConfig.model_validate({"replica": SMALL, "batch_window_s": 0})
+    assert chosen.replica_batch_window_s() == 0.0
+
+
+def test_node_types_come_from_resources() -> None:
+    """Custom resources and a GPU type place a pool on the nodes that have them."""
+    model = RayWorkerConfig.model_validate(
+        {"replica": SMALL, "num_gpus": 1, "resources": {"coder": 1}, "accelerator_type": "H100"}
+    )
+    assert model.serve_options()["ray_actor_options"] == {
+        "num_cpus": 1.0,
+        "num_gpus": 1.0,
+        "resources": {"coder": 1.0},
+        "accelerator_type": "H100",
+    }
+
+
 @pytest.mark.parametrize(
     ("model", "where", "says"),
     [
