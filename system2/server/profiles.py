@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from orchestrator.orchestrator import Orchestrator
 from policies.config import build_policy
 from policies.errors import PolicyBuildError
-from system2.assembly import build_worker
+from system2.assembly import build_workers
 from system2.config import ConfigError, ServedProfile, System2Config
 from workers.base import Worker
 from workers.step_verifier_config import build_step_verifier
@@ -44,7 +44,7 @@ def build_served_models(
     verifier and each profile's policy; a policy that cannot be built is a ``ConfigError``
     naming the file and the key path."""
     if workers is None:
-        workers = _built(config)
+        workers = build_workers(config)
     step_verifier = None
     if config.step_verifier is not None:
         step_verifier = build_step_verifier(config.step_verifier, workers)
@@ -66,7 +66,3 @@ def build_served_models(
         )
         runtimes[name] = ProfileRuntime(profile, orchestrator)
     return ServedModels(profiles=runtimes, workers=dict(workers))
-
-
-def _built(config: System2Config) -> dict[str, Worker]:
-    return {name: build_worker(name, wc) for name, wc in config.models.items()}

@@ -206,42 +206,36 @@ class VLLMWorker(Worker):
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         started = time.perf_counter()
-        p = request.params
-        extra_args = None
-        if p.guidance is not None:
-            if not self._guided:
-                raise UnsupportedRequest(
-                    self.model_name,
-                    "the request asks for verifier guidance but this engine was started "
-                    "without a token verifier (set `verifier: {path: DIR}` in its vllm config)",
-                )
-            from workers.vllm.processors import guidance_extra_args  # imports vllm
-
-            g = p.guidance
-            extra_args = guidance_extra_args(g.beta, g.alpha, g.top_k)
-        prompt_ids = self._encode(request)
-        params = [
-            self._sampling_params(
-                n=1,
-                temperature=p.temperature,
-                top_p=p.top_p,
-                top_k=p.top_k,
-                max_tokens=p.max_tokens,
-                stop=list(p.stop) or None,
-                seed=None if p.seed is None or p.greedy else p.seed + i,
-                logprobs=0,
-                extra_args=extra_args,
-            )
-            for i in range(p.n)
-        ]
+        prompt_ids, params = self._generate_plan(request, streamed=False)
         outputs = await self._run_all(prompt_ids, params, request.request_id or "generate")
         completions = tuple(read_completion(self.model_name, out) for out in outputs)
-        usage = WorkerUsage(
-            prompt_tokens=len(prompt_ids) * p.n,
-            completion_tokens=sum(len(c.token_ids) for c in completions),
-            seconds=time.perf_counter() - started,
-        )
-        return GenerateResult(model=self.model_name, completions=completions, usage=usage)
+        return self._generated(prompt_ids, completions, started)
+
+    async def generate_stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
+        """``generate``'s engine requests, their outputs streamed as the engine makes them
+        (``workers.vllm.streaming``); closing the stream aborts them."""
+        started = time.perf_counter()
+        prompt_ids, params = self._generate_plan(request, streamed=True)
+        samples = SampleStream(self.model_name, len(params), request.params.stop)
+        run = self._run_all(prompt_ids, params, request.request_id or "stream", samples.take)
+        async for chunk in samples.chunks(run):
+            yield chunk
+        yield self._generated(prompt_ids, samples.completions(), started)
+
+    @property
+    def streams_tokens(self) -> bool:
+        return True
+
+    @property
+    def unfinished_requests(self) -> int:
+        """Engine requests not finished yet (waiting or running), as the engine's front end
+        counts them; 0 once closed."""
+        engine = self._engine
+        return 0 if engine is None else int(engine.get_num_unfinished_requests())
+
+    async def engine_idle(self) -> bool:
+        """Whether the engine core itself holds no request (none waiting or running)."""
+        return not await self._bridge(self._engine.engine_core.call_utility_async("has_work"))
 
     async def score(self, request: ScoreRequest) -> ScoreResult:
         started = time.perf_counter()
@@ -315,25 +309,76 @@ class VLLMWorker(Worker):
             self._runner.stop()
         log.info("vllm_engine_closed", model=self.model_name)
 
-    def _sampling_params(self, **kwargs: Any) -> Any:
+    def _generate_plan(
+        self, request: GenerateRequest, *, streamed: bool
+    ) -> tuple[tuple[int, ...], list[Any]]:
+        """The prompt's token ids and the ``n`` engine requests' sampling parameters (each
+        output cumulative when ``streamed``, else only the final one)."""
+        p = request.params
+        extra_args = None
+        if p.guidance is not None:
+            if not self._guided:
+                raise UnsupportedRequest(
+                    self.model_name,
+                    "the request asks for verifier guidance but this engine was started "
+                    "without a token verifier (set `verifier: {path: DIR}` in its vllm config)",
+                )
+            from workers.vllm.processors import guidance_extra_args  # imports vllm
+
+            g = p.guidance
+            extra_args = guidance_extra_args(g.beta, g.alpha, g.top_k)
+        params = [
+            self._sampling_params(
+                streamed=streamed,
+                n=1,
+                temperature=p.temperature,
+                top_p=p.top_p,
+                top_k=p.top_k,
+                max_tokens=p.max_tokens,
+                stop=list(p.stop) or None,
+                seed=None if p.seed is None or p.greedy else p.seed + i,
+                logprobs=0,
+                extra_args=extra_args,
+            )
+            for i in range(p.n)
+        ]
+        return self._encode(request), params
+
+    def _generated(
+        self, prompt_ids: tuple[int, ...], completions: tuple[Completion, ...], started: float
+    ) -> GenerateResult:
+        usage = WorkerUsage(
+            prompt_tokens=len(prompt_ids) * len(completions),
+            completion_tokens=sum(len(c.token_ids) for c in completions),
+            seconds=time.perf_counter() - started,
+        )
+        return GenerateResult(model=self.model_name, completions=completions, usage=usage)
+
+    def _sampling_params(self, *, streamed: bool = False, **kwargs: Any) -> Any:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        return SamplingParams(output_kind=RequestOutputKind.FINAL_ONLY, **kwargs)
+        kind = RequestOutputKind.CUMULATIVE if streamed else RequestOutputKind.FINAL_ONLY
+        return SamplingParams(output_kind=kind, **kwargs)
 
     def _encode(self, request: GenerateRequest | ScoreRequest) -> tuple[int, ...]:
         prefix = request.assistant_prefix if isinstance(request, GenerateRequest) else ""
         return encode_prompt(self.tokenizer, request.prompt, prefix)
 
     async def _run_all(
-        self, prompt_ids: tuple[int, ...], params: list[Any], tag: str
+        self, prompt_ids: tuple[int, ...], params: list[Any], tag: str, on_output: OnOutput = None
     ) -> list[RequestOutput]:
-        return await self._run_many([prompt_ids] * len(params), params, tag)
+        return await self._run_many([prompt_ids] * len(params), params, tag, on_output)
 
     async def _run_many(
-        self, prompts: Sequence[tuple[int, ...]], params: Sequence[Any], tag: str
+        self,
+        prompts: Sequence[tuple[int, ...]],
+        params: Sequence[Any],
+        tag: str,
+        on_output: OnOutput = None,
     ) -> list[RequestOutput]:
-        """Run engine requests concurrently on the engine loop; all or nothing."""
+        """Run engine requests concurrently on the engine loop; all or nothing.
+        ``on_output(i, output)`` sees each output of request i there as it comes."""
         if self._closed:
             raise WorkerFailure(self.model_name, "the vLLM engine is closed")
         limit = self.max_model_len
@@ -345,17 +390,32 @@ class VLLMWorker(Worker):
                 )
         batch = uuid.uuid4().hex[:12]
         requests = [
-            self._one(ids, sp, f"{tag}-{batch}-{i}")
+            self._one(
+                ids,
+                sp,
+                f"{tag}-{batch}-{i}",
+                None if on_output is None else functools.partial(on_output, i),
+            )
             for i, (ids, sp) in enumerate(zip(prompts, params, strict=True))
         ]
         return await self._bridge(gather_all(requests))
 
-    async def _one(self, ids: tuple[int, ...], params: Any, request_id: str) -> RequestOutput:
+    async def _one(
+        self,
+        ids: tuple[int, ...],
+        params: Any,
+        request_id: str,
+        on_output: Callable[[RequestOutput], None] | None = None,
+    ) -> RequestOutput:
         from vllm.inputs import tokens_input
 
         final: RequestOutput | None = None
-        async for output in self._engine.generate(tokens_input(list(ids)), params, request_id):
-            final = output
+        outputs = self._engine.generate(tokens_input(list(ids)), params, request_id)
+        async with contextlib.aclosing(outputs):  # leaving early aborts the request
+            async for output in outputs:
+                if on_output is not None:
+                    on_output(output)
+                final = output
         if final is None:
             raise WorkerFailure(self.model_name, f"vLLM request {request_id} gave no output")
         return final
