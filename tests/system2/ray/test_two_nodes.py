@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,18 +37,10 @@ from workers.base import (  # noqa: E402
 
 from .local_cluster import LocalCluster  # noqa: E402
 
-# Opt-in for now: in the last CI run the suite's process ended inside this module while other
-# Ray clusters ran on the same machine; run it alone with SYSTEM2_RAY_CLUSTER_TESTS=1.
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        os.environ.get("SYSTEM2_RAY_CLUSTER_TESTS") != "1",
-        reason="two-node Ray cluster tests are opt-in (SYSTEM2_RAY_CLUSTER_TESTS=1)",
-    ),
-]
+pytestmark = pytest.mark.slow
 
 QUERIES = 50
-EVAL_ITEMS = 6
+EVAL_ITEMS = 20
 KILL_AFTER = 10
 
 
