@@ -4,9 +4,13 @@ Runs each strategy over the same items (one model load shared by all), writing r
 run files under ``results/runs/`` (rerun to resume), then prints the comparison table,
 writes ``results/gsm_strategies.json`` and a plot of accuracy against generated tokens.
 It also reports the orchestrator overhead: wall time a query spent outside worker calls,
-over its total wall time.
+over its total wall time. Each accuracy carries its 95% Wilson interval; SC@k is compared
+with greedy on the same items (fixed, broken, exact McNemar p); each vote's ties are
+counted, with the rule that broke them. ``--from-runs`` rebuilds the table, the JSON and
+the plot from the stored run files without loading a model.
 
 Run: python -m benchmarks.gsm_strategies [--limit 30] [--seed 1234] [--concurrency 4]
+     [--from-runs]
 """
 
 from __future__ import annotations
@@ -18,15 +22,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS, report
+from benchmarks.common import RESULTS, Comparison, accuracy_ci, item_correctness, report
 from orchestrator import GreedyConfig, Orchestrator, SelfConsistencyConfig, StrategyConfig
 from policies import FixedPolicy
 from system2.evaluation import (
+    RunSummary,
     compare,
+    count_ties,
     load_dataset,
     load_run,
     plot_accuracy_vs_tokens,
+    read_records,
     run_eval,
+    summarize,
 )
 from workers.transformers_worker import TransformersWorker
 
@@ -41,12 +49,18 @@ def items_in_flight(strategy: StrategyConfig, limit: int) -> int:
 
 
 def add_wall_time(run_file: Path, seconds: float) -> float:
-    """Accumulate a run's wall time across resumed invocations (sidecar JSON)."""
+    """Accumulate a run's wall time across resumed invocations (sidecar JSON); with
+    ``seconds`` 0 it only reads the total."""
     sidecar = run_file.with_suffix(".wall.json")
     total = json.loads(sidecar.read_text())["wall_s"] if sidecar.exists() else 0.0
-    total += seconds
-    sidecar.write_text(json.dumps({"wall_s": total}) + "\n")
+    if seconds:
+        total += seconds
+        sidecar.write_text(json.dumps({"wall_s": total}) + "\n")
     return float(total)
+
+
+def run_file(name: str) -> Path:
+    return RESULTS / "runs" / f"gsm_{name.replace('@', '')}.jsonl"
 
 
 def strategies(seed: int) -> dict[str, StrategyConfig]:
@@ -74,16 +88,50 @@ def overhead(path: Path) -> dict[str, float]:
     return {"wall_s": wall, "worker_s": worker, "overhead": (wall - worker) / wall if wall else 0.0}
 
 
-async def run(args: argparse.Namespace) -> None:
+def table_row(name: str, out: Path, summary: RunSummary, in_flight: int) -> dict[str, Any]:
+    """One strategy's row, from its run file and summary."""
+    (row,) = compare([load_run(out)])
+    ties = count_ties(read_records(out)[1].values())
+    return {
+        "strategy": name,
+        "items": summary.n,
+        "accuracy": summary.accuracy,
+        "accuracy_ci": accuracy_ci(item_correctness(out)),
+        "tokens_mean": summary.completion_tokens_mean,
+        "tokens_total": summary.completion_tokens_total,
+        "query_s_mean": summary.seconds_mean,
+        "run_wall_s": add_wall_time(out, 0.0),
+        "items_in_flight": in_flight,
+        "overhead": overhead(out)["overhead"],
+        "failures": summary.failures,
+        "vote_ties": f"{ties.ties}/{ties.votes}" if ties.votes else "-",
+        "tie_rules": ties.by_rule,
+        "name": row.name,
+    }
+
+
+def against_greedy(names: list[str]) -> list[Comparison]:
+    """Every sampled strategy against greedy on the same items (when greedy ran)."""
+    if "greedy" not in names:
+        return []
+    greedy = ("greedy", item_correctness(run_file("greedy")))
+    return [
+        Comparison.of("gsm_symbolic", greedy, (name, item_correctness(run_file(name))))
+        for name in names
+        if name != "greedy"
+    ]
+
+
+async def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Run (or resume) every chosen strategy; its rows."""
     items = load_dataset("gsm_symbolic", limit=args.limit, seed=args.seed)
     worker = TransformersWorker.load(args.model, model_name=args.model, threads=args.threads)
-    runs_dir = RESULTS / "runs"
     rows: list[dict[str, Any]] = []
     for name, strategy in strategies(args.seed).items():
         if args.only and name not in args.only:
             continue
         orch = Orchestrator({args.model: worker}, FixedPolicy((args.model,), strategy))
-        out = runs_dir / f"gsm_{name.replace('@', '')}.jsonl"
+        out = run_file(name)
         run_config = {
             "name": name,
             "dataset": "gsm_symbolic",
@@ -97,33 +145,39 @@ async def run(args: argparse.Namespace) -> None:
         summary = await run_eval(
             items, orch.answer, out, run_config=run_config, concurrency=in_flight
         )
-        run_wall = add_wall_time(out, time.perf_counter() - started)
-        (row,) = compare([load_run(out)])
-        cost = overhead(out)
-        rows.append(
-            {
-                "strategy": name,
-                "items": summary.n,
-                "accuracy": summary.accuracy,
-                "tokens_mean": summary.completion_tokens_mean,
-                "tokens_total": summary.completion_tokens_total,
-                "query_s_mean": summary.seconds_mean,
-                "run_wall_s": run_wall,
-                "items_in_flight": in_flight,
-                "overhead": cost["overhead"],
-                "failures": summary.failures,
-                "name": row.name,
-            }
-        )
+        add_wall_time(out, time.perf_counter() - started)
+        rows.append(table_row(name, out, summary, in_flight))
     await worker.close()
+    return rows
+
+
+def rows_from_runs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The rows rebuilt from the stored run files (no model, nothing run)."""
+    rows = []
+    for name, strategy in strategies(args.seed).items():
+        out = run_file(name)
+        if (args.only and name not in args.only) or not out.exists():
+            continue
+        summary = summarize(list(read_records(out)[1].values()))
+        rows.append(table_row(name, out, summary, items_in_flight(strategy, args.concurrency)))
+    return rows
+
+
+async def run(args: argparse.Namespace) -> None:
+    previous = RESULTS / "gsm_strategies.json"
+    machine = None
+    if args.from_runs:
+        rows = rows_from_runs(args)
+        machine = json.loads(previous.read_text())["machine"] if previous.exists() else None
+    else:
+        rows = await run_all(args)
     plot = RESULTS / "gsm_strategies.png"
-    plot_accuracy_vs_tokens(
-        compare([load_run(runs_dir / f"gsm_{r['strategy'].replace('@', '')}.jsonl") for r in rows]),
-        plot,
-    )
+    plot_accuracy_vs_tokens(compare([load_run(run_file(r["strategy"])) for r in rows]), plot)
     report(
         "gsm_strategies",
         rows,
+        comparisons=against_greedy([r["strategy"] for r in rows]),
+        machine=machine,
         summary={
             "model": args.model,
             "items": args.limit,
@@ -143,6 +197,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=4, help="most items in flight at once")
     parser.add_argument("--only", nargs="*", help="run only these strategies")
+    parser.add_argument(
+        "--from-runs", action="store_true", help="rebuild the outputs from the stored run files"
+    )
     asyncio.run(run(parser.parse_args()))
 
 

@@ -125,6 +125,11 @@ class VoteRecord(BaseModel):
     winner: str | None
     margin: float = Field(description="(top - runner-up) / total weight; 1.0 is unanimous")
     stopped_early: bool = False
+    tie: bool = Field(default=False, description="two or more answers shared the top count")
+    tie_break: str | None = Field(
+        default=None,
+        description="the rule that picked the winner of a tie: first, plan_order, mean_logprob",
+    )
 
 
 class Trace(BaseModel):

@@ -49,6 +49,7 @@ __all__ = [
     "RunFileError",
     "RunFileLockedError",
     "RunFileWriter",
+    "config_differences",
     "jsonable",
     "prepare_run_file",
     "read_run_file",
@@ -75,12 +76,42 @@ class RunFileError(ValueError):
 class RunConfigMismatchError(RunFileError):
     """The output file was written by a run with a different configuration."""
 
-    def __init__(self, path: Path, keys: Sequence[str]) -> None:
+    def __init__(self, path: Path, keys: Sequence[str], *, added_only: bool = False) -> None:
         self.keys = list(keys)
-        super().__init__(
-            f"{path} was written with a different run_config (differing keys: "
-            f"{', '.join(self.keys)}); use a new output file or the same configuration"
-        )
+        if added_only:
+            message = (
+                f"{path} was written before these settings existed: {', '.join(self.keys)} "
+                f"(code since then added them); {_AS_ASKED} with them"
+            )
+        else:
+            message = (
+                f"{path} was written with a different run_config (differing keys: "
+                f"{', '.join(self.keys)}); use a new output file or the same configuration"
+            )
+        super().__init__(message)
+
+
+def config_differences(
+    found: Mapping[str, Any], config: Mapping[str, Any], prefix: str = ""
+) -> tuple[list[str], list[str]]:
+    """The dotted keys whose values differ between a file's run config (``found``) and this
+    run's, and apart from those the keys only this run's has (settings added to the code
+    since the file was written, which ``allow_mixed`` accepts)."""
+    differing: list[str] = []
+    added: list[str] = []
+    for key in sorted(found.keys() | config.keys()):
+        name = f"{prefix}{key}"
+        if key not in found:
+            added.append(name)
+        elif key not in config:
+            differing.append(name)
+        elif isinstance(found[key], Mapping) and isinstance(config[key], Mapping):
+            inner_differing, inner_added = config_differences(found[key], config[key], name + ".")
+            differing += inner_differing
+            added += inner_added
+        elif found[key] != config[key]:
+            differing.append(name)
+    return differing, added
 
 
 class RunCodeMismatchError(RunFileError):
@@ -177,9 +208,11 @@ def prepare_run_file(
     if header is None:
         raise ValueError(f"{path} has records but no header line; refusing to append")
     found = {k: v for k, v in header.items() if k not in ("type", CODE_KEY)}
-    differing = sorted(k for k in found.keys() | config.keys() if found.get(k) != config.get(k))
-    if differing:
-        raise RunConfigMismatchError(path, differing)
+    differing, added = config_differences(found, config)
+    if differing or (added and not allow_mixed):
+        raise RunConfigMismatchError(path, sorted(differing + added), added_only=not differing)
+    if added:
+        log.warning("runfile.new_settings", path=str(path), added=added)
     recorded = _recorded_code(header, data)
     opening: dict[str, Any] | None = None
     if recorded != code:

@@ -14,7 +14,10 @@ from orchestrator.aggregation.verifier_vote import (
 )
 from orchestrator.aggregation.voting import (
     Decisive,
+    TieBreak,
+    TieRule,
     VoteResult,
+    break_tie,
     cannot_be_overtaken,
     decisive_reason,
     is_decisive,
@@ -28,7 +31,10 @@ __all__ = [
     "Decisive",
     "PathAggregate",
     "ScoreScale",
+    "TieBreak",
+    "TieRule",
     "VoteResult",
+    "break_tie",
     "cannot_be_overtaken",
     "decisive_reason",
     "is_decisive",

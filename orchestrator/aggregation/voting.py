@@ -4,23 +4,29 @@ Rules we chose (the paper leaves them open):
 
 - ``None`` answers (nothing extracted) abstain: they add no vote and no weight to ``total``.
 - Ties go to the answer named first in ``tie_break``, then to the one that appeared first in
-  ``answers``; so a vote is a pure function of its inputs.
+  ``answers``; so a vote is a pure function of its inputs. A vote says whether it was a tie
+  (``tied``) and which rule picked the winner (``tie_rule``); ``break_tie`` re-picks among
+  the tied answers by a score, e.g. their samples' mean log-probability.
 - ``margin`` = (top - runner-up) / total: 1.0 when unanimous, 0.0 for a tie or no votes.
 - Early stop: ``decisive_reason`` says which of two rules fired (see ``Decisive``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 from orchestrator.types import VoteRecord
 
 __all__ = [
     "Decisive",
+    "TieBreak",
+    "TieRule",
     "VoteResult",
+    "break_tie",
     "cannot_be_overtaken",
     "decisive_reason",
     "is_decisive",
@@ -31,15 +37,41 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+TieBreak = Literal["first", "mean_logprob"]
+"""How a strategy breaks a tie at the top of its vote. ``first``, the default and the rule
+from before ties were configurable: the answer of the model the plan lists first (weighted
+votes), then the answer that appeared first. ``mean_logprob``: the tied answer whose samples
+have the highest mean per-token log-probability, then ``first``."""
+
+
+class TieRule(StrEnum):
+    """The rule that picked the winner among answers tied at the top."""
+
+    FIRST = "first"  # first to appear among the samples
+    PLAN_ORDER = "plan_order"  # first in the ``tie_break`` order (the plan's models)
+    MEAN_LOGPROB = "mean_logprob"  # highest score given to ``break_tie``
+
+
+@dataclasses.dataclass(frozen=True)
 class VoteResult:
-    """Votes per answer (in order of first appearance), the winner and its margin."""
+    """Votes per answer (in order of first appearance), the winner and its margin.
+
+    ``tied``: the answers sharing the top count, in the order the tie rules rank them (the
+    winner first); empty when the winner stood alone. ``tie_rule``: the rule that decided.
+    """
 
     winner: str | None
     counts: dict[str, float]
     total: float
     margin: float
     method: str
+    tied: tuple[str, ...] = ()
+    tie_rule: TieRule | None = None
+
+    @property
+    def is_tie(self) -> bool:
+        """True when two or more answers shared the top count."""
+        return len(self.tied) > 1
 
     def to_record(self, stopped_early: bool = False) -> VoteRecord:
         """The vote as the trace stores it."""
@@ -49,6 +81,8 @@ class VoteResult:
             winner=self.winner,
             margin=self.margin,
             stopped_early=stopped_early,
+            tie=self.is_tie,
+            tie_break=None if self.tie_rule is None else str(self.tie_rule),
         )
 
 
@@ -79,14 +113,50 @@ def _tally(
     total = math.fsum(counts.values())
     if not math.isfinite(total):
         raise ValueError("the sum of the weights overflows to infinity")
-    winner: str | None = None
-    if total > 0:
-        preferred = {a: i for i, a in reversed(list(enumerate(tie_break or ())))}
-        order = {a: i for i, a in enumerate(counts)}  # dicts keep first-appearance order
-        winner = min(counts, key=lambda a: (-counts[a], preferred.get(a, len(preferred)), order[a]))
+    if total <= 0:
+        return VoteResult(winner=None, counts=counts, total=total, margin=0.0, method=method)
+    preferred = {a: i for i, a in reversed(list(enumerate(tie_break or ())))}
+    order = {a: i for i, a in enumerate(counts)}  # dicts keep first-appearance order
+    keys = {a: (-counts[a], preferred.get(a, len(preferred)), order[a]) for a in counts}
+    ranked = sorted(counts, key=keys.__getitem__)
+    tied = tuple(a for a in ranked if counts[a] == counts[ranked[0]])
+    rule = None
+    if len(tied) > 1:
+        rule = TieRule.PLAN_ORDER if keys[tied[0]][1] != keys[tied[1]][1] else TieRule.FIRST
     return VoteResult(
-        winner=winner, counts=counts, total=total, margin=vote_margin(counts), method=method
+        winner=ranked[0],
+        counts=counts,
+        total=total,
+        margin=vote_margin(counts),
+        method=method,
+        tied=tied if rule else (),
+        tie_rule=rule,
     )
+
+
+def break_tie(result: VoteResult, scores: Mapping[str, float]) -> VoteResult:
+    """``result`` with its tie re-picked: the tied answer with the highest score wins
+    (``tie_rule`` MEAN_LOGPROB); answers without a score count -inf. Among answers whose
+    best scores tie too, the vote's own order decides and its rule is recorded. No tie:
+    ``result`` as is.
+
+    >>> vote = majority_vote(["7", "8", "8", "7"])
+    >>> vote.winner, vote.tied, str(vote.tie_rule)
+    ('7', ('7', '8'), 'first')
+    >>> picked = break_tie(vote, {"7": -0.9, "8": -0.2})
+    >>> picked.winner, str(picked.tie_rule)
+    ('8', 'mean_logprob')
+    """
+    for answer, score in scores.items():
+        if math.isnan(score) or score == math.inf:
+            raise ValueError(f"tie-break score for {answer!r} is {score!r}; need finite or -inf")
+    if not result.is_tie:
+        return result
+    # A stable sort: answers with equal scores keep the order the vote's rules gave them.
+    ranked = sorted(result.tied, key=lambda a: -scores.get(a, -math.inf))
+    first, second = (scores.get(a, -math.inf) for a in ranked[:2])
+    rule = result.tie_rule if first == second else TieRule.MEAN_LOGPROB
+    return dataclasses.replace(result, winner=ranked[0], tied=tuple(ranked), tie_rule=rule)
 
 
 def majority_vote(

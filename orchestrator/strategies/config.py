@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.aggregation.verifier_vote import PathAggregate
+from orchestrator.aggregation.voting import TieBreak
 
 __all__ = [
     "CascadeConfig",
@@ -109,6 +110,12 @@ class SelfConsistencyConfig(_Strict):
     exact_stop: bool = _exact_stop_field()
     vote: VoteKind = _vote_field()
     path_aggregate: PathAggregate = _path_aggregate_field()
+    tie_break: TieBreak = Field(
+        default="first",
+        description="a tie at the top of the vote goes to: first (the first planned model's "
+        "answer, then the first to appear) or mean_logprob (the answer whose samples have "
+        "the highest mean per-token log-probability)",
+    )
 
     @model_validator(mode="after")
     def _early_stop_counts_votes(self) -> SelfConsistencyConfig:

@@ -4,6 +4,11 @@ planned model, extract each final answer, return the most frequent.
 With vote weights in the plan (e.g. SelectLLM's WEIGHTEDMAXCONF), each candidate votes with
 its model's weight; tied answers go to the model listed first in the plan.
 
+A tie at the top of the vote goes by ``tie_break``: ``first`` (the first planned model's
+answer, then the first to appear) or ``mean_logprob`` (the answer whose samples have the
+highest mean per-token log-probability); the trace's vote says whether it tied and which
+rule picked the winner.
+
 With ``vote: verifier`` the finished candidates vote with weights from the step verifier
 (``orchestrator.strategies.votes``), once, after sampling; early stopping needs the plain
 vote (the config refuses both together).
@@ -72,7 +77,7 @@ async def run_self_consistency(
             )
             if stop_reason is not None:
                 break
-    vote = await cast_vote(candidates, ctx, config.vote, config.path_aggregate)
+    vote = await cast_vote(candidates, ctx, config.vote, config.path_aggregate, config.tie_break)
     extra = vote.extra
     if stop_reason is not None:
         extra["early_stop"] = str(stop_reason)

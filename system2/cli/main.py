@@ -166,18 +166,23 @@ def eval_(
 
 @app.command()
 def report(
-    runs: Annotated[list[Path], typer.Argument(help="run files written by system2 eval")],
+    runs: Annotated[
+        list[Path],
+        typer.Argument(help="run files written by system2 eval; the first is the baseline"),
+    ],
     plot: Annotated[Path, typer.Option(help="PNG plot of accuracy vs generated tokens")] = Path(
         "report.png"
     ),
 ) -> None:
-    """Compare runs in a table and plot accuracy against generated tokens."""
+    """Compare runs in a table (accuracy with its 95% interval, vote ties), pair every later
+    run with the first on the same items (fixed, broken, exact McNemar p) and plot accuracy
+    against generated tokens (the rows as JSON beside the plot)."""
     from system2.evaluation import compare, load_run, plot_accuracy_vs_tokens, print_report
 
     rows = compare([load_run(p) for p in runs])
     print_report(rows, console=console)
-    plot_accuracy_vs_tokens(rows, plot)
-    console.print(f"plot written to {plot}")
+    json_path = plot_accuracy_vs_tokens(rows, plot)
+    console.print(f"plot written to {plot}, rows to {json_path}")
 
 
 def main() -> None:

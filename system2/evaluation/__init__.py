@@ -1,5 +1,5 @@
 """Evaluation harness: offline data sets, scoring, a sandbox for generated code, a
-resumable runner and run comparison."""
+resumable runner and run comparison with its uncertainty (intervals, paired tests)."""
 
 from __future__ import annotations
 
@@ -36,12 +36,15 @@ from .sandbox import (
     containment,
     run_python,
 )
+from .stats import PairedComparison, paired_comparison, wilson_interval
+from .vote_ties import VoteTies, count_ties
 
 __all__ = [
     "HUMANEVAL",
     "NUMERIC_TASKS",
     "CheckStatus",
     "EvalItem",
+    "PairedComparison",
     "ProgramResult",
     "ReportRow",
     "RunConfigMismatchError",
@@ -49,12 +52,15 @@ __all__ = [
     "RunSummary",
     "SandboxResult",
     "ScoreOutcome",
+    "VoteTies",
     "available_datasets",
     "check_humaneval",
     "compare",
     "containment",
+    "count_ties",
     "load_dataset",
     "load_run",
+    "paired_comparison",
     "plot_accuracy_vs_tokens",
     "print_report",
     "print_summary",
@@ -63,4 +69,5 @@ __all__ = [
     "run_python",
     "score_item",
     "summarize",
+    "wilson_interval",
 ]

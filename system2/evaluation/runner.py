@@ -30,6 +30,8 @@ from system2.runfile import RunConfigMismatchError
 
 from .candidates import candidate_fields
 from .datasets import EvalItem, score_item
+from .stats import format_interval, wilson_interval
+from .vote_ties import VoteTies, count_ties
 
 __all__ = [
     "RecordFn",
@@ -66,6 +68,8 @@ class RunSummary:
     """Share of items some candidate got right (items with two or more candidates)."""
     rerankers: dict[str, float] = field(default_factory=dict)
     """Pass rate of each compared reranker's pick, plus ``random (expected)``."""
+    ties: VoteTies = field(default_factory=VoteTies)
+    """How many items' votes tied at the top, and the rule that broke each tie."""
 
 
 def _describe(records: Collection[Mapping[str, Any]]) -> str:
@@ -180,6 +184,7 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> RunSummary:
         failures=sum(1 for r in records if r["status"] == "failed"),
         oracle=sum(bool(r["oracle"]) for r in with_oracle) / n if with_oracle else None,
         rerankers=rerankers,
+        ties=count_ties(records),
     )
 
 
@@ -237,12 +242,15 @@ def print_summary(
     table.add_column("value", justify="right")
     table.add_row("items", str(summary.n))
     table.add_row("correct", str(summary.correct))
-    table.add_row("accuracy", f"{summary.accuracy:.1%}")
+    interval = format_interval(*wilson_interval(summary.correct, summary.n))
+    table.add_row("accuracy (95% interval)", f"{summary.accuracy:.1%} {interval}")
     table.add_row("failures", str(summary.failures))
     for kind, rate in summary.rerankers.items():
         table.add_row(f"pass@1 {kind}", f"{rate:.1%}")
     if summary.oracle is not None:
         table.add_row("oracle@n", f"{summary.oracle:.1%}")
+    if summary.ties.votes:
+        table.add_row("vote ties (rule)", summary.ties.describe())
     table.add_row("completion tokens (total)", f"{summary.completion_tokens_total:,}")
     table.add_row("completion tokens (mean)", f"{summary.completion_tokens_mean:.1f}")
     table.add_row("seconds (total)", f"{summary.seconds_total:.1f}")

@@ -80,7 +80,7 @@ def mcnemar_exact_p(fixed: int, broken: int) -> float:
         return 1.0
     tail = sum(math.comb(discordant, i) for i in range(min(fixed, broken) + 1))
     # Integer numerator and denominator: Python's int / int is correctly rounded.
-    return min(1.0, 2 * tail / 2**discordant)
+    return min(1.0, 2 * tail / (1 << discordant))
 
 
 def significance_label(p_value: float, level: float = SIGNIFICANCE_LEVEL) -> str:

@@ -127,6 +127,26 @@ def test_allow_mixed_resumes_and_marks_the_code_change(tmp_path: Path) -> None:
         prepare_run_file(path, CONFIG, code=CODE)
 
 
+def test_settings_added_by_newer_code_resume_only_when_mixing_is_allowed(
+    tmp_path: Path,
+) -> None:
+    """A nested setting the file's code did not have yet is named and refused, unless
+    ``allow_mixed``; a changed or removed setting is refused either way."""
+    path = tmp_path / "run.jsonl"
+    old = {"name": "x", "strategy": {"n": 2}}
+    _write(path, {"type": "header", **old, "code": CODE.as_json()}, {"type": "item", "id": "a"})
+    newer = {"name": "x", "strategy": {"n": 2, "tie_break": "first"}}
+    with pytest.raises(RunConfigMismatchError, match="before these settings existed") as refused:
+        prepare_run_file(path, newer, code=OTHER)
+    assert refused.value.keys == ["strategy.tie_break"]
+    assert prepare_run_file(path, newer, code=OTHER, allow_mixed=True) is not None
+    changed = {"name": "x", "strategy": {"n": 3, "tie_break": "first"}}
+    with pytest.raises(RunConfigMismatchError, match=r"differing keys: strategy\.n"):
+        prepare_run_file(path, changed, code=OTHER, allow_mixed=True)
+    with pytest.raises(RunConfigMismatchError, match="differing keys: strategy"):
+        prepare_run_file(path, {"name": "x"}, code=CODE, allow_mixed=True)
+
+
 def test_a_header_without_code_is_an_unknown_revision(tmp_path: Path) -> None:
     """A header from before code was recorded is refused as an unknown revision unless
     ``allow_mixed``; it still reads as before."""
