@@ -280,7 +280,13 @@ class CallRecorder:
 
     def _generated(self, call: CallStarted, result: GenerateResult) -> None:
         u = result.usage
-        self._usage.add(call.model, u.prompt_tokens, u.completion_tokens, u.seconds)
+        self._usage.add(
+            call.model,
+            u.prompt_tokens,
+            u.completion_tokens,
+            u.seconds,
+            latent_tokens=u.latent_tokens,
+        )
         self.emit(self._finished(call, u))
         self._trace.generations.append(
             GenerationRecord(

@@ -54,6 +54,7 @@ class ModelUsage(BaseModel):
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    latent_tokens: int = Field(default=0, description="of completion_tokens, latent ids")
     seconds: float = 0.0
 
 
@@ -72,14 +73,27 @@ class Usage(BaseModel):
         return sum(m.prompt_tokens for m in self.per_model.values())
 
     @property
+    def latent_tokens(self) -> int:
+        return sum(m.latent_tokens for m in self.per_model.values())
+
+    @property
     def worker_seconds(self) -> float:
         return sum(m.seconds for m in self.per_model.values())
 
-    def add(self, model: str, prompt_tokens: int, completion_tokens: int, seconds: float) -> None:
+    def add(
+        self,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        seconds: float,
+        *,
+        latent_tokens: int = 0,
+    ) -> None:
         m = self.per_model.setdefault(model, ModelUsage())
         m.calls += 1
         m.prompt_tokens += prompt_tokens
         m.completion_tokens += completion_tokens
+        m.latent_tokens += latent_tokens
         m.seconds += seconds
 
 

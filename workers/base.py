@@ -109,6 +109,12 @@ class SamplingParams(_Frozen):
         default=None, description="sample i of a request uses seed + i; None draws a fresh seed"
     )
     guidance: Guidance | None = None
+    continuous_thoughts: int = Field(
+        default=0,
+        ge=0,
+        description="continuous thoughts (hidden states fed back as input embeddings) run "
+        "after the prompt, before the text; 0: plain decoding. Backends without them refuse",
+    )
 
     @property
     def greedy(self) -> bool:
@@ -159,6 +165,12 @@ class WorkerUsage(_Frozen):
     replica: str | None = None
     attempts: int = Field(default=1, ge=1)
     failovers: int = Field(default=0, ge=0)
+    latent_tokens: int = Field(
+        default=0,
+        ge=0,
+        description="how many of the completion tokens were latent (latent-vocabulary ids "
+        "and continuous thoughts); text tokens = completion_tokens - latent_tokens",
+    )
 
 
 class GenerateResult(_Frozen):

@@ -8,10 +8,13 @@ The loop prefills each distinct prompt once (left-padded), copies its KV cache t
 that share it, then decodes one token per step for the rows still running, dropping finished
 rows from the cache so their compute stops.
 
-Two hooks rewrite the logits before a token is chosen: ``logits_processor`` sees every
-running row; ``guidance_processor`` sees only the rows whose ``DecodeRow.guidance`` is set
-(with those settings), and the other rows' logits are left exactly as they were. The
-log-probs reported per token are always the model's own, taken before either hook.
+Hooks rewrite the logits before a token is chosen: ``logits_processor`` sees every
+running row; ``guidance_processor`` (or ``hidden_guidance``, which also reads each row's
+final-norm hidden state at the step, for a head on the generator's own trunk) sees only the
+rows whose ``DecodeRow.guidance`` is set (with those settings), and the other rows' logits
+are left exactly as they were. The model is asked for hidden states
+(``output_hidden_states``) only when ``hidden_guidance`` is given. The log-probs reported
+per token are always the model's own, taken before any hook.
 
 A row cut at a stop string keeps only the tokens of its returned text: the tokens that lie
 wholly at or after the stop string's start are dropped with their log-probs, so usage
@@ -30,6 +33,8 @@ import torch
 from transformers import DynamicCache
 
 from workers.base import FinishReason, Guidance
+from workers.latent.continuous import last_hidden, run_thoughts
+from workers.latent.serving import ThoughtSettings
 from workers.sampling import RowSampling, select_tokens
 from workers.streaming import find_stop
 
@@ -37,6 +42,7 @@ __all__ = [
     "DecodeRow",
     "DecodedRow",
     "GuidanceProcessor",
+    "HiddenGuidanceProcessor",
     "LogitsProcessor",
     "RowHook",
     "TokenHook",
@@ -71,6 +77,19 @@ class GuidanceProcessor(Protocol):
     ) -> torch.Tensor: ...
 
 
+class HiddenGuidanceProcessor(Protocol):
+    """A ``GuidanceProcessor`` that also reads ``hidden`` ([rows, d]): each guided row's
+    last hidden state at the step (after the final norm, what the LM head reads)."""
+
+    def __call__(
+        self,
+        sequences: Sequence[Sequence[int]],
+        logits: torch.Tensor,
+        settings: Sequence[Guidance],
+        hidden: torch.Tensor,
+    ) -> torch.Tensor: ...
+
+
 TokenHook = Callable[[int, int, float], bool]
 """Called with (row index in ``rows``, token id, its log-prob) for each token a row makes;
 False ends that row at once (a stream whose reader left). See ``decode_batch``."""
@@ -87,6 +106,7 @@ class DecodeRow:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     guidance: Guidance | None = None
+    thoughts: int = 0  # continuous thoughts before the text (workers.latent.continuous)
 
 
 @dataclass(slots=True)
@@ -137,20 +157,32 @@ def decode_batch(
     pad_token_id: int,
     logits_processor: LogitsProcessor | None = None,
     guidance_processor: GuidanceProcessor | None = None,
+    hidden_guidance: HiddenGuidanceProcessor | None = None,
     on_token: TokenHook | None = None,
     on_row_done: RowHook | None = None,
+    thought_settings: ThoughtSettings | None = None,
 ) -> list[DecodedRow]:
     """Decode every row to completion (EOS, a stop string, or ``max_tokens``).
 
-    Rows with ``guidance`` need a ``guidance_processor`` (ValueError otherwise).
+    Rows with ``guidance`` need a ``guidance_processor`` or a ``hidden_guidance`` (one of
+    the two; ValueError otherwise).
     ``on_token`` sees each token as it is chosen; a row it ends is dropped from the batch
     (its compute stops) and comes back with the tokens it had (finish reason ``length``).
     ``on_row_done`` gets each row, final, the moment it finishes (the batch decodes on).
+    Rows with ``thoughts`` run that many continuous thoughts right after the prefill
+    (``workers.latent.continuous.run_thoughts``, with ``thought_settings``).
     """
     if not rows:
         return []
-    if guidance_processor is None and any(r.guidance is not None for r in rows):
+    if guidance_processor is not None and hidden_guidance is not None:
+        raise ValueError("give a guidance_processor or a hidden_guidance, not both")
+    guide = guidance_processor or hidden_guidance
+    if guide is None and any(r.guidance is not None for r in rows):
         raise ValueError("rows ask for guidance but no guidance_processor was given")
+    hidden_states = hidden_guidance is not None
+    extra: dict[str, Any] = {"output_hidden_states": True} if hidden_states else {}
+    thinking = any(r.thoughts for r in rows)
+    prefill_extra = {**extra, "output_hidden_states": True} if thinking else extra
     distinct = list(dict.fromkeys(r.prompt_ids for r in rows))
     source = torch.tensor([distinct.index(r.prompt_ids) for r in rows], dtype=torch.long)
 
@@ -164,11 +196,29 @@ def decode_batch(
         past_key_values=cache,
         use_cache=True,
         logits_to_keep=1,
+        **prefill_extra,
     )
     cache.batch_select_indices(source)
     logits = out.logits[source, -1, :].float()
+    hidden = out.hidden_states[-1][source, -1, :] if hidden_states else None
     mask = mask[source]
     next_position = positions[source, -1] + 1
+    if thinking:
+        settings = thought_settings or ThoughtSettings()
+        thought = run_thoughts(
+            model,
+            cache,
+            hidden=last_hidden(out)[source],
+            logits=logits,
+            mask=mask,
+            next_position=next_position,
+            steps=[r.thoughts for r in rows],
+            projection=settings.projection,
+            start_token_id=settings.start_token_id,
+            end_token_id=settings.end_token_id,
+        )
+        logits, mask, next_position = thought.logits, thought.mask, thought.next_position
+        hidden = thought.hidden if hidden is not None else None
 
     results = [DecodedRow() for _ in rows]
     watchers = [_StopWatcher(tokenizer, r.stop) for r in rows]
@@ -180,8 +230,10 @@ def decode_batch(
         if logits_processor is not None:
             sequences = [rows[i].prompt_ids + tuple(results[i].token_ids) for i in active]
             logits = logits_processor(sequences, logits)
-        if guidance_processor is not None:
-            logits = _guide(guidance_processor, rows, results, active, logits)
+        if guide is not None:
+            logits = _guide(
+                guidance_processor, hidden_guidance, rows, results, active, logits, hidden
+            )
         chosen = select_tokens(
             logits, [rows[i].sampling for i in active], [generators[i] for i in active]
         )
@@ -218,8 +270,10 @@ def decode_batch(
             position_ids=next_position.unsqueeze(-1),
             past_key_values=cache,
             use_cache=True,
+            **extra,
         )
         logits = out.logits[:, -1, :].float()
+        hidden = out.hidden_states[-1][:, -1, :] if hidden_states else None
         next_position = next_position + 1
 
     return results
@@ -247,13 +301,16 @@ def _trim_to_text(tokenizer: Any, result: DecodedRow) -> None:
 
 
 def _guide(
-    processor: GuidanceProcessor,
+    processor: GuidanceProcessor | None,
+    hidden_processor: HiddenGuidanceProcessor | None,
     rows: Sequence[DecodeRow],
     results: Sequence[DecodedRow],
     active: Sequence[int],
     logits: torch.Tensor,
+    hidden: torch.Tensor | None,
 ) -> torch.Tensor:
-    """Run ``processor`` on the guided rows' logits; every other row's are left untouched."""
+    """Run the guidance processor on the guided rows' logits (and hidden states, for
+    ``hidden_processor``); every other row's are left untouched."""
     slots = [slot for slot, i in enumerate(active) if rows[i].guidance is not None]
     if not slots:
         return logits
@@ -261,7 +318,10 @@ def _guide(
     settings = [g for s in slots if (g := rows[active[s]].guidance) is not None]
     index = torch.tensor(slots, dtype=torch.long, device=logits.device)
     guided = logits.clone()
-    guided[index] = processor(sequences, logits[index], settings)
+    if hidden_processor is not None and hidden is not None:
+        guided[index] = hidden_processor(sequences, logits[index], settings, hidden[index])
+    elif processor is not None:
+        guided[index] = processor(sequences, logits[index], settings)
     return guided
 
 

@@ -14,7 +14,10 @@ at their next token, and the rest of the batch decodes on.
 
 With a token verifier attached (``verifier=``, or ``load(..., verifier=DIR)``), requests
 whose ``SamplingParams.guidance`` is set are decoded with System-2 guidance; the rows of
-other requests in the same batch decode exactly as they would without a verifier.
+other requests in the same batch decode exactly as they would without a verifier. Either
+kind: an LLM2 ``TokenVerifier`` (a logits hook scoring candidates in its own model) or a
+shared-trunk ``TrunkHead`` (a hook reading the generator's own hidden states; the decode
+loop then asks the model for them).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from workers.decode_feeds import StreamedRow, completion_of, feed_hooks
 from workers.decoding import DecodeRow, LogitsProcessor, decode_batch
 from workers.errors import UnsupportedRequest, WorkerFailure
 from workers.guidance_stats import GuidanceStats
+from workers.latent.serving import LatentModel
 from workers.model_thread import ModelThread
 from workers.sampling import RowSampling
 from workers.scoring import score_with_alternatives
@@ -58,6 +62,9 @@ from workers.streaming import FeedChunks, TokenFeed
 from workers.verifier.network import TokenVerifier
 from workers.verifier.processor import VerifierLogitsProcessor
 from workers.verifier.steps import TokenStepVerifier
+from workers.verifier.trunk_head import TrunkHead
+from workers.verifier.trunk_kinds import load_verifier
+from workers.verifier.trunk_scoring import TrunkGuidance, TrunkStepVerifier
 
 __all__ = ["TransformersWorker"]
 
@@ -99,15 +106,19 @@ class TransformersWorker(Worker):
         max_batch_rows: int = 32,
         batch_window_s: float = 0.005,
         logits_processor: LogitsProcessor | None = None,
-        verifier: TokenVerifier | None = None,
+        verifier: TokenVerifier | TrunkHead | None = None,
+        latent: LatentModel | None = None,  # latent ids and thought projection, if any
     ) -> None:
         self.model_name = model_name
+        self.latent = latent or LatentModel()
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_batch_rows = max_batch_rows
         self.logits_processor = logits_processor
         self.verifier = verifier
-        self._guidance = VerifierLogitsProcessor(verifier) if verifier is not None else None
+        llm2 = verifier if isinstance(verifier, TokenVerifier) else None
+        self._guidance = VerifierLogitsProcessor(llm2) if llm2 is not None else None
+        self._trunk = TrunkGuidance(verifier, model) if isinstance(verifier, TrunkHead) else None
         self.eos_token_ids = _eos_ids(model, tokenizer)
         pad = tokenizer.pad_token_id
         self.pad_token_id = int(pad if pad is not None else min(self.eos_token_ids))
@@ -135,9 +146,9 @@ class TransformersWorker(Worker):
     ) -> TransformersWorker:
         """Load a catalog model (pulled with ``system2 models pull``) or a local directory.
 
-        ``verifier`` is a directory written by ``TokenVerifier.save`` (``system2 verifier
-        train``); it is rebuilt on this model (``TokenVerifier.load``, which checks the base
-        weights' fingerprint unless ``verify_base`` is False) and attached for guidance.
+        ``verifier`` is a directory written by ``TokenVerifier.save`` or ``TrunkHead.save``
+        (``system2 verifier train``); it is rebuilt on this model (``load_verifier``, which
+        checks the base weights' fingerprint unless ``verify_base`` is False) and attached.
         """
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -147,11 +158,12 @@ class TransformersWorker(Worker):
         started = time.perf_counter()
         lm = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
         tokenizer = AutoTokenizer.from_pretrained(path)
+        kwargs.setdefault("latent", LatentModel.load(path, tokenizer))  # workers.latent
         log.info("model_loaded", model=str(model), seconds=round(time.perf_counter() - started, 2))
         attached = None
         if verifier is not None:
             started = time.perf_counter()
-            attached = TokenVerifier.load(
+            attached = load_verifier(
                 verifier,
                 lm,
                 attn_implementation=verifier_attn_implementation,
@@ -160,7 +172,7 @@ class TransformersWorker(Worker):
             log.info(
                 "verifier_loaded",
                 verifier=str(verifier),
-                mode=attached.trainable,
+                kind=type(attached).__name__,
                 seconds=round(time.perf_counter() - started, 2),
             )
         return cls(lm, tokenizer, model_name=model_name or str(model), verifier=attached, **kwargs)
@@ -174,10 +186,13 @@ class TransformersWorker(Worker):
     @property
     def guidance_stats(self) -> GuidanceStats | None:
         """Running counts and seconds of the verifier's work (None without a verifier)."""
-        return self._guidance.stats if self._guidance is not None else None
+        guide = self._guidance or self._trunk
+        return guide.stats if guide is not None else None
 
     def token_step_verifier(self) -> StepVerifier:
-        """The attached token verifier scoring steps (``TokenStepVerifier``)."""
+        """The attached verifier scoring steps (``TokenStepVerifier``/``TrunkStepVerifier``)."""
+        if isinstance(self.verifier, TrunkHead):
+            return TrunkStepVerifier(self.verifier, self.model, self.tokenizer)
         if self.verifier is None:
             raise UnsupportedRequest(
                 self.model_name,
@@ -255,7 +270,7 @@ class TransformersWorker(Worker):
     def _generate_job(
         self, request: GenerateRequest, feed: TokenFeed | None = None
     ) -> _GenerateJob:
-        if request.params.guidance is not None and self._guidance is None:
+        if request.params.guidance is not None and self.verifier is None:
             raise UnsupportedRequest(
                 self.model_name,
                 "the request asks for verifier guidance but this worker has no token verifier "
@@ -302,6 +317,7 @@ class TransformersWorker(Worker):
                     params.stop,
                     base_seed + i,
                     params.guidance,
+                    params.continuous_thoughts,
                 )
                 for i in range(params.n)
             ]
@@ -317,6 +333,8 @@ class TransformersWorker(Worker):
                 pad_token_id=self.pad_token_id,
                 logits_processor=self.logits_processor,
                 guidance_processor=self._guidance,
+                hidden_guidance=self._trunk,
+                thought_settings=self.latent.thought_settings,
                 on_token=on_token,
                 on_row_done=on_row_done,
             )
@@ -330,7 +348,7 @@ class TransformersWorker(Worker):
     def _result(self, job: _GenerateJob, completions: tuple[Completion, ...]) -> GenerateResult:
         usage = WorkerUsage(
             prompt_tokens=len(job.prompt_ids) * job.request.params.n,
-            completion_tokens=sum(len(c.token_ids) for c in completions),
+            **self.latent.usage(completions, job.request.params.continuous_thoughts),
             seconds=time.perf_counter() - job.submitted,
         )
         return GenerateResult(model=self.model_name, completions=completions, usage=usage)

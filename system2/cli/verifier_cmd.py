@@ -20,7 +20,7 @@ from system2.resumable_run import run_progress
 
 if TYPE_CHECKING:
     from orchestrator.aggregation.verifier_vote import PathAggregate
-    from workers.verifier import TrainableMode
+    from workers.verifier import TrainableMode, VerifierKind
     from workers.verifier.train import TrainingMetrics
 
 __all__ = ["app"]
@@ -143,17 +143,31 @@ def train(
         str | None, typer.Option("--model", "-m", help="generator (default: the file's)")
     ] = None,
     threads: ThreadsOpt = None,
-    mode: Annotated[str, typer.Option(help="head | last_layers | full | lora")] = "last_layers",
+    kind: Annotated[
+        str, typer.Option(help="llm2 (a copy of the generator) | trunk_head (a head on its states)")
+    ] = "llm2",
+    rank: Annotated[int, typer.Option(min=1, help="the trunk head's rank")] = 16,
+    mode: Annotated[
+        str, typer.Option(help="llm2: head | last_layers | full | lora")
+    ] = "last_layers",
     layers: Annotated[int, typer.Option(min=1, help="trained layers in last_layers mode")] = 2,
     lora_rank: Annotated[int, typer.Option(min=1)] = 8,
-    epochs: Annotated[int, typer.Option(min=1)] = 2,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="default: 2 (llm2), 20 (trunk_head)")
+    ] = None,
     batch: Annotated[int, typer.Option(min=1, help="sequences per step")] = 8,
     lr: Annotated[float, typer.Option(min=0.0, help="backbone learning rate")] = 2e-5,
-    head_lr: Annotated[float, typer.Option(min=0.0, help="the head's learning rate")] = 1e-3,
+    head_lr: Annotated[
+        float, typer.Option(min=0.0, help="the head's learning rate (trunk_head: U and V's)")
+    ] = 1e-3,
     val_fraction: Annotated[float, typer.Option(min=0.0, max=0.95)] = 0.2,
     seed: Annotated[int, typer.Option(help="seed of the split, shuffles and init")] = 0,
 ) -> None:
-    """Train the verifier (Bradley-Terry on packed triplets); save it with metrics.json."""
+    """Train the verifier (Bradley-Terry on packed triplets); save it with metrics.json.
+
+    ``--kind trunk_head`` trains a low-rank head on the frozen generator's hidden states
+    (one forward pass per sequence, then cheap epochs); ``eval`` and configs load either
+    kind from the directory."""
     from system2.pipelines.verifier_training import (
         NoTripletsError,
         TrainingSetupError,
@@ -165,6 +179,8 @@ def train(
 
     if mode not in ("head", "last_layers", "full", "lora"):
         raise fail(f"unknown mode {mode!r}: head, last_layers, full or lora")
+    if kind not in ("llm2", "trunk_head"):
+        raise fail(f"unknown kind {kind!r}: llm2 or trunk_head")
     try:
         header, records = read_triplets(triplets)
     except (OSError, ValueError) as exc:
@@ -176,7 +192,7 @@ def train(
         mode=cast("TrainableMode", mode),
         trainable_layers=layers,
         lora_rank=lora_rank,
-        epochs=epochs,
+        epochs=epochs if epochs is not None else (20 if kind == "trunk_head" else 2),
         batch_size=batch,
         lr=lr,
         head_lr=head_lr,
@@ -184,7 +200,14 @@ def train(
         seed=seed,
     )
     try:
-        training = prepare_training(records.values(), generator, settings, threads=threads)
+        training = prepare_training(
+            records.values(),
+            generator,
+            settings,
+            threads=threads,
+            kind=cast("VerifierKind", kind),
+            rank=rank,
+        )
     except NoTripletsError:
         raise fail(f"{triplets}: no triplets to train on") from None
     except TrainingSetupError as exc:

@@ -1,9 +1,12 @@
-"""Train the LLM2 token verifier on a triplets file (``system2.pipelines.verifier_triplets``).
+"""Train a token verifier on a triplets file (``system2.pipelines.verifier_triplets``).
 
 ``prepare_training`` loads the generator in-process, packs each reference's triplets into
 one training sequence (the prompt encoded as the generator read it), holds out whole items
-for validation and builds the verifier on the generator's decoder; ``VerifierTraining.run``
-trains it (Bradley-Terry, ``workers.verifier.train``) and saves it with ``metrics.json``.
+for validation and builds the verifier of the asked ``kind``: ``llm2`` on a copy of the
+generator's decoder, or ``trunk_head`` (a rank-``rank`` head on the generator's own hidden
+states, the generator frozen); ``VerifierTraining.run`` trains it (Bradley-Terry,
+``workers.verifier.train`` / ``workers.verifier.trunk_train``) and saves it with
+``metrics.json``.
 Set-up problems (a model that does not load, no triplets, a trainable mode the model does
 not support) raise ``TrainingSetupError`` before any training starts.
 """
@@ -21,12 +24,16 @@ from workers.chat_prompt import encode_prompt
 from workers.errors import CatalogError
 from workers.transformers_worker import TransformersWorker
 from workers.verifier import (
+    VERIFIER_KINDS,
     TokenVerifier,
     TrainingExample,
     TrainingMetrics,
     TrainSettings,
+    TrunkHead,
+    VerifierKind,
     examples_from_records,
     split_by_item,
+    train_trunk_head,
     train_verifier,
     write_metrics,
 )
@@ -63,19 +70,32 @@ def recorded_generator(header: Mapping[str, Any] | None) -> str | None:
 @dataclass(frozen=True)
 class VerifierTraining:
     """A verifier ready to train: built on the generator, with its train and validation
-    examples and the settings to train with."""
+    examples and the settings to train with (a trunk head also keeps the generator, whose
+    states it trains on and whose fingerprint it saves)."""
 
-    verifier: TokenVerifier
+    verifier: TokenVerifier | TrunkHead
     train_set: list[TrainingExample]
     val_set: list[TrainingExample]
     settings: TrainSettings
+    generator: Any = None
 
     def run(self, out: Path | str, *, on_step: StepCallback | None = None) -> TrainingMetrics:
         """Train the verifier, then save it and its metrics (``metrics.json``) into ``out``."""
-        metrics = train_verifier(
-            self.verifier, self.train_set, self.val_set, self.settings, on_step=on_step
-        )
-        self.verifier.save(out)
+        if isinstance(self.verifier, TrunkHead):
+            metrics: TrainingMetrics = train_trunk_head(
+                self.verifier,
+                self.generator,
+                self.train_set,
+                self.val_set,
+                self.settings,
+                on_step=on_step,
+            )
+            self.verifier.save(out, generator=self.generator)
+        else:
+            metrics = train_verifier(
+                self.verifier, self.train_set, self.val_set, self.settings, on_step=on_step
+            )
+            self.verifier.save(out)
         write_metrics(metrics, out)
         return metrics
 
@@ -86,9 +106,14 @@ def prepare_training(
     settings: TrainSettings,
     *,
     threads: int | None = None,
+    kind: VerifierKind = "llm2",
+    rank: int = 16,
 ) -> VerifierTraining:
     """Load ``generator`` (a catalog name or a local directory), build the examples from
-    the triplets file's item ``records`` and the verifier to train on them."""
+    the triplets file's item ``records`` and the verifier of ``kind`` to train on them
+    (``rank``: the trunk head's)."""
+    if kind not in VERIFIER_KINDS:
+        raise TrainingSetupError(f"unknown verifier kind {kind!r}: {', '.join(VERIFIER_KINDS)}")
     try:
         worker = TransformersWorker.load(generator, threads=threads)
     except (CatalogError, OSError) as exc:
@@ -101,6 +126,14 @@ def prepare_training(
         raise NoTripletsError("no triplets to train on")
     train_set, val_set = split_by_item(examples, settings.val_fraction, settings.seed)
     torch.manual_seed(settings.seed)
+    if kind == "trunk_head":
+        try:
+            head = TrunkHead.from_generator(
+                worker.model, rank=rank, base_model=generator, seed=settings.seed
+            )
+        except ValueError as exc:
+            raise TrainingSetupError(str(exc)) from exc
+        return VerifierTraining(head, train_set, val_set, settings, worker.model)
     try:
         verifier = TokenVerifier.from_generator(
             worker.model,

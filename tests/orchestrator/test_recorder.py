@@ -11,7 +11,7 @@ from orchestrator.errors import UnknownWorkerError
 from orchestrator.events import CallFinished, CallStarted, QueryEvent, TokenDelta
 from orchestrator.recorder import CallRecorder
 from orchestrator.types import Candidate, Trace, Usage
-from workers.base import ChatMessage, GenerateRequest, Guidance, SamplingParams
+from workers.base import ChatMessage, GenerateRequest, GenerateResult, Guidance, SamplingParams
 from workers.errors import WorkerFailure
 from workers.scripted import ScriptedWorker, cycle_texts
 
@@ -135,3 +135,21 @@ async def test_stream_generate_keeps_the_budget() -> None:
     await calls.stream_generate("m", _request())
     with pytest.raises(BudgetExhausted):
         await calls.stream_generate("m", _request())
+
+
+async def test_latent_tokens_reach_the_query_usage() -> None:
+    """A worker's latent-token count (latent reasoning models) is summed per model."""
+
+    class LatentCounting(ScriptedWorker):
+        async def generate(self, request: GenerateRequest) -> GenerateResult:
+            result = await super().generate(request)
+            usage = result.usage.model_copy(update={"latent_tokens": 3})
+            return result.model_copy(update={"usage": usage})
+
+    usage = Usage()
+    worker = LatentCounting("m", cycle_texts(["The answer is 4."]))
+    calls = CallRecorder({"m": worker}, usage, Trace(query_id="q"))
+    await calls.generate("m", _request())
+    await calls.generate("m", _request())
+    assert usage.per_model["m"].latent_tokens == usage.latent_tokens == 6
+    assert usage.completion_tokens > 0

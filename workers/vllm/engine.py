@@ -1,6 +1,7 @@
 """Starting and stopping the in-process vLLM engine (``AsyncLLM``) a ``VLLMWorker`` drives.
 
-``engine_args`` turns a worker's options into ``AsyncEngineArgs`` keyword arguments;
+``engine_args`` turns a worker's options into ``AsyncEngineArgs`` keyword arguments, and
+``guidance_config`` its guidance options into what the guidance processor is built from;
 ``start_engine`` builds the engine from ``AsyncEngineArgs`` keyword arguments on the loop
 it will live on; with guidance it passes the scorer's description to the engine through
 ``additional_config`` and loads the token-verifier logits processor of
@@ -37,6 +38,7 @@ __all__ = [
     "StartedEngine",
     "cpu_only",
     "engine_args",
+    "guidance_config",
     "shutdown_engine",
     "start_engine",
     "start_engine_on",
@@ -92,6 +94,26 @@ def engine_args(
     return args
 
 
+def guidance_config(
+    verifier: str | Path | None,
+    attn_implementation: str,
+    verify_base: bool,
+    scorer: str | None,
+) -> dict[str, Any] | None:
+    """The ``additional_config`` entry ``workers.vllm.processors`` builds its scorer from:
+    a verifier directory (``TokenVerifier.save``) or a ``module:factory`` scorer; None
+    without either."""
+    if verifier is not None and scorer is not None:
+        raise ValueError("give a verifier or a guidance_scorer, not both")
+    if verifier is not None:
+        return {
+            "verifier": str(Path(verifier).resolve()),
+            "attn_implementation": attn_implementation,
+            "verify_base": verify_base,
+        }
+    return None if scorer is None else {"scorer": scorer}
+
+
 async def start_engine(
     engine_args: Mapping[str, Any], guidance: Mapping[str, Any] | None = None
 ) -> StartedEngine:
@@ -109,15 +131,21 @@ async def start_engine(
     adapter = None
     if guidance:
         from workers.vllm import processors as vllm_processors  # imports vllm
+        from workers.vllm import trunk_processors
 
         extra = dict(args.pop("additional_config", None) or {})
         extra[vllm_processors.CONFIG_KEY] = dict(guidance)
         args["additional_config"] = extra
+        trunk = trunk_processors.is_trunk_guidance(guidance)
+        if trunk:  # the engine serves the model wrapped to expose its hidden states
+            args = trunk_processors.prepare_engine_args(args, guidance)
     parsed = AsyncEngineArgs(**args)
     config = parsed.create_engine_config(UsageContext.ENGINE_CONTEXT)
     if guidance:
         adapter = (
-            vllm_processors.V2_PROCESSOR
+            trunk_processors.adapter_for(config.use_v2_model_runner)
+            if trunk
+            else vllm_processors.V2_PROCESSOR
             if config.use_v2_model_runner
             else vllm_processors.V1_PROCESSOR
         )
