@@ -1,262 +1,268 @@
-"""Query-aware routing on a mixed query set: single models, all-models vote, random
-subsets, the three SelectLLM rules, a cascade and the oracle, on the same model outputs.
+"""Routing that pays: choose a (model, strategy) arm per query on an accuracy-cost curve.
 
-1. ``collect`` (as ``system2 router collect``): every pool model answers every training and
-   every test query ``--samples`` times; votes, seconds and tokens are kept. Train and test
-   items come from different seeds. Resumable run files under ``results/runs/``.
-2. ``train`` (as ``system2 router train``) on the training labels; the router is saved
-   under ``results/routers/`` (the selectllm example YAML points at it).
-3. Replay every policy on the test labels (``policies.selectllm.replay``): identical samples for
-   all policies, no resampling. Prints per-family model accuracy and disagreement, the
-   policy table, writes ``results/routing.json`` and a plot of accuracy against latency.
+The pool config (``--config``, policy ``compute_aware``) declares the models and the arms
+(e.g. SmolLM2 greedy, Qwen-0.5B greedy / SC@3 / SC@5, Qwen-1.5B greedy / SC@3 / SC@5).
 
-Pairs run one at a time (``--concurrency 1``) so each pair's seconds are that model's own.
+1. ``collect`` (as ``system2 router collect --greedy``): per (item, model) one greedy
+   answer and ``k`` ordered samples (k = the largest SC arm), on training and test items
+   from different seeds (texts in both are dropped from the test set). Resumable run files
+   ``runs/routing_arms_{train,test}.jsonl``; a rerun reuses every pair recorded, so the
+   benchmark runs from existing files and collects only what is missing
+   (``--no-collect``: use only what the files hold). Many pairs run at once
+   (``--concurrency``; vLLM engines batch them), so recorded seconds include batching.
+2. Labels per (item, arm) from the samples (``policies.selectllm.arms``: SC@k votes the
+   first k samples); the arm router (MiniLM embeddings, one calibrated column per arm) is
+   trained on the training items alone (its own 60/20/20 head / calibration / validation
+   split), and so is SelectLLM's per-model router (labels: majority of all k samples).
+3. On the test items: each single arm; random mixing between arms (the upper concave
+   envelope of the arm points); the compute-aware policy swept over its threshold and over
+   its cost weight; SelectLLM's three rules and the all-models vote (pooled SC@k votes,
+   ``policies.selectllm.replay``); the cascade over each model's largest SC arm, cheapest
+   first, its margin chosen on the training items (and at the old fixed 0.6); the oracle
+   (per item the cheapest right arm). Cost is ``--cost`` (``seconds``: engine seconds at
+   the worker seam, an SC@k arm's prorated by its tokens; or ``tokens``: generated tokens).
 
-``--probe`` instead picks the data sets: every model answers ``--probe-limit`` items of
-each candidate family (``--datasets``, seed 300, kept apart from train and test), and the
-table shows per family each model's accuracy and how often their labels differ.
+Reported: the cost at which the threshold policy first reaches the best single arm's
+accuracy (goal: <= 60% of that arm's cost), the area between the policy's frontier and
+random mixing (the mean accuracy gained at equal cost over the arms' cost range) with a
+bootstrap interval over test items, the SelectLLM rules against the all-models vote and the
+policy against the best arm (exact McNemar), Wilson intervals on every accuracy. Writes
+``results/routing.json`` and ``results/routing.png`` (accuracy against cost).
 
-Run: python -m benchmarks.routing [--config examples/routing_agent/selectllm.yaml]
-     [--datasets gsm_symbolic basic_arithmetic ...] [--train-limit 20] [--test-limit 12]
-Probe: python -m benchmarks.routing --probe --datasets gsm_symbolic chain_sum gcd ...
-The pool on in-process vLLM engines (faster on CPU too):
-     --config examples/routing_agent/selectllm_vllm.yaml
+Run: python -m benchmarks.routing --config examples/routing_agent/compute_aware_vllm.yaml
+     [--datasets gsm_symbolic letter_counting simple_equations chain_sum]
+     [--train-limit 60] [--test-limit 40] [--concurrency 16] [--cost seconds]
+Smoke run on a tiny subset, elsewhere: --train-limit 3 --test-limit 2 --results /tmp/r
+Probe (which families separate the arms): --probe --datasets gsm_symbolic chain_sum gcd ...
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from statistics import fmean
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 from benchmarks.common import RESULTS, report
-from orchestrator.strategies.config import SelfConsistencyConfig
-from policies.selectllm.policy import SelectLLMPolicy
-from policies.selectllm.replay import (
-    PolicyScore,
-    ReplayItem,
-    replay_items,
-    score_cascade,
-    score_oracle,
-    score_random_subsets,
-    score_selections,
+from benchmarks.routing_curves import CurveInputs, curve_report
+from policies.selectllm.arms import (
+    ArmConfig,
+    ArmOutcome,
+    arm_label_records,
+    arm_outcomes,
+    collection_settings,
 )
-from policies.selectllm.router import QueryRouter
-from policies.selectllm.rules import Selection
+from policies.selectllm.compute_aware import ComputeAwarePolicyConfig
 from policies.selectllm.train import train_router
 from system2.assembly import build_worker
-from system2.config import load_config
-from system2.evaluation import EvalItem, load_dataset, score_item
+from system2.config import System2Config, load_config
+from system2.evaluation import EvalItem, load_dataset
 from system2.pipelines.router_labels import collect_labels, read_labels
 from workers.embedder import SentenceEmbedder
 
-DEFAULT_DATASETS = ["gsm_symbolic", "basic_arithmetic", "leg_counting", "letter_counting"]
+DEFAULT_DATASETS = ["gsm_symbolic", "letter_counting", "simple_equations", "chain_sum"]
 PROBE_SEED = 300
+Records = list[dict[str, Any]]
 
 
 def load_items(datasets: Sequence[str], limit: int, seed: int) -> list[EvalItem]:
     return [item for name in datasets for item in load_dataset(name, limit=limit, seed=seed)]
 
 
+def pool_arms(cfg: System2Config, path: Path) -> tuple[ArmConfig, ...]:
+    if not isinstance(cfg.policy, ComputeAwarePolicyConfig):
+        raise SystemExit(f"{path}: the routing benchmark needs a policy of kind compute_aware")
+    return cfg.policy.arms
+
+
 async def collect(
-    config_path: Path, items: Sequence[EvalItem], out: Path, args: argparse.Namespace
-) -> list[dict[str, Any]]:
-    cfg = load_config(config_path)
-    engines = {name: wc.kind for name, wc in cfg.models.items()}
-    workers = {name: build_worker(name, wc) for name, wc in cfg.models.items()}
-    try:
-        await collect_labels(
-            items,
-            workers,
-            out,
-            samples=args.samples,
-            temperature=0.7,
-            max_tokens=args.max_tokens,
-            seed=args.sample_seed,
-            prompts=cfg.prompts,
-            run_config={"datasets": args.datasets, "engines": engines},
-            concurrency=args.concurrency,
-            retry_failed=args.retry_failed,
-        )
-    finally:
-        await asyncio.gather(*(w.close() for w in workers.values()))
-    _, records = read_labels(out)
-    return list(records.values())
-
-
-def complete_items(records: Sequence[Mapping[str, Any]], pool: Sequence[str]) -> set[str]:
-    """Items every pool model answered without failing (replay needs all of them)."""
-    ok: dict[str, set[str]] = {}
-    for r in records:
-        if r["status"] != "failed":
-            ok.setdefault(r["item"], set()).add(r["model"])
-    return {item for item, models in ok.items() if models >= set(pool)}
+    cfg: System2Config, items: Sequence[EvalItem], out: Path, args: argparse.Namespace
+) -> tuple[dict[str, Any], Records]:
+    """Collect the missing pairs into ``out`` (unless ``--no-collect``) and read it back."""
+    if not args.no_collect:
+        arms = pool_arms(cfg, args.config)
+        settings = collection_settings(arms)
+        used = {name: wc for name, wc in cfg.models.items() if name in {a.model for a in arms}}
+        engines = {name: wc.kind for name, wc in used.items()}
+        workers = {name: build_worker(name, wc) for name, wc in used.items()}
+        try:
+            await collect_labels(
+                items,
+                workers,
+                out,
+                samples=settings.samples,
+                temperature=settings.temperature,
+                top_p=settings.top_p,
+                max_tokens=settings.max_tokens,
+                seed=args.sample_seed,
+                greedy=settings.greedy,
+                prompts=cfg.prompts,
+                run_config={"datasets": args.datasets, "engines": engines},
+                concurrency=args.concurrency,
+                retry_failed=args.retry_failed,
+                allow_mixed=args.allow_mixed,
+            )
+        finally:
+            await asyncio.gather(*(w.close() for w in workers.values()))
+    header, records = read_labels(out)
+    if header is None:
+        raise SystemExit(f"{out}: no run file (run without --no-collect to collect it)")
+    wanted = {item.id for item in items}
+    return header, [r for r in records.values() if r["item"] in wanted]
 
 
 def family(item_id: str) -> str:
     return item_id.split("/", 1)[0]
 
 
-def disagreement(records: Sequence[Mapping[str, Any]], pool: Sequence[str]) -> list[dict[str, Any]]:
-    """Per data set: each model's accuracy (majority answer right) and the share of items
-    where the models' labels differ (the room a router has)."""
-    items = replay_items(records, pool)
+def arm_table(
+    outcomes: Mapping[str, Mapping[str, ArmOutcome]], arms: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Per data set: each arm's accuracy and how often the arms' labels differ."""
     rows = []
-    for name in sorted({family(i.id) for i in items}):
-        mine = [i for i in items if family(i.id) == name]
+    for name in sorted({family(i) for i in outcomes}):
+        mine = [row for i, row in outcomes.items() if family(i) == name]
         row: dict[str, Any] = {"dataset": name, "items": len(mine)}
-        for m in pool:
-            row[m] = fmean(float(i.outcomes[m].correct) for i in mine)
-        row["labels_differ"] = fmean(
-            float(len({i.outcomes[m].correct for m in pool}) > 1) for i in mine
-        )
+        for arm in arms:
+            row[arm] = sum(r[arm].correct for r in mine) / len(mine)
+        row["labels_differ"] = sum(len({r[a].correct for a in arms}) > 1 for r in mine) / len(mine)
         rows.append(row)
     return rows
 
 
-def replay_policies(
-    items: Sequence[ReplayItem],
-    router: QueryRouter,
-    judge: Callable[[str, str | None], bool],
-    args: argparse.Namespace,
-) -> list[PolicyScore]:
-    pool = router.models
-    confidences = dict(
-        zip([i.id for i in items], router.confidences([i.question for i in items]), strict=True)
+def train_routers(
+    train_header: Mapping[str, Any],
+    train: Records,
+    arms: Sequence[ArmConfig],
+    results: Path,
+    epochs: int,
+) -> dict[str, Any]:
+    """The arm router and SelectLLM's model router, trained on the training items only."""
+    embedder = SentenceEmbedder.load()
+    arm_router, arm_metrics = train_router(
+        arm_label_records(train_header, train, arms),
+        embedder,
+        seed=0,
+        epochs=epochs,
+        models=[a.name for a in arms],
     )
-
-    def only(model: str) -> Callable[[ReplayItem], Selection]:
-        return lambda item: Selection((model,))
-
-    def routed(policy: SelectLLMPolicy) -> Callable[[ReplayItem], Selection]:
-        return lambda item: policy.select(confidences[item.id])
-
-    scores = [score_selections(m, items, only(m), judge) for m in pool]
-    scores.append(score_selections("all (vote)", items, lambda i: Selection(pool), judge))
-    for k in range(1, len(pool)):
-        scores.append(score_random_subsets(f"random-{k}", items, pool, k, judge))
-    strategy = SelfConsistencyConfig(n=args.samples)
-    rules: list[tuple[str, SelectLLMPolicy]] = [
-        ("maxconf", SelectLLMPolicy(router, "maxconf", strategy)),
-        ("labelled_maxconf", SelectLLMPolicy(router, "labelled_maxconf", strategy)),
-        ("weighted_maxconf", SelectLLMPolicy(router, "weighted_maxconf", strategy)),
-    ]
-    for name, policy in rules:
-        scores.append(score_selections(name, items, routed(policy), judge))
-    cheapest_first = sorted(pool, key=lambda m: router.latency[m])
-    scores.append(score_cascade("cascade", items, cheapest_first, args.min_margin, judge))
-    scores.append(score_oracle("oracle", items, pool))
-    return scores
-
-
-def plot(scores: Sequence[PolicyScore], path: Path) -> None:
-    # Policies that chose the same models land on one point: one label lists them all.
-    points: dict[tuple[float, float], list[str]] = {}
-    for s in scores:
-        points.setdefault((round(s.latency_s, 2), round(s.accuracy, 4)), []).append(s.policy)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for (latency, accuracy), names in points.items():
-        ax.scatter(latency, accuracy, s=30)
-        ax.annotate("\n".join(names), (latency, accuracy), fontsize=8, xytext=(4, 2),
-                    textcoords="offset points", va="top")  # fmt: skip
-    ax.set_xlabel("mean latency per query (s, models side by side)")
-    ax.set_ylabel("accuracy")
-    ax.set_title("Routing policies on held-out queries")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    arm_router.training["arms"] = {a.name: a.model_dump(mode="json") for a in arms}
+    arm_router.save(results / "routers" / "arms")
+    model_router, model_metrics = train_router(
+        train, embedder, seed=0, epochs=epochs, models=train_header["models"]
+    )
+    model_router.save(results / "routers" / "mixed")
+    return {
+        "arm_router": arm_router,
+        "arm_metrics": arm_metrics,
+        "model_router": model_router,
+        "model_metrics": model_metrics,
+    }
 
 
 async def probe(args: argparse.Namespace) -> None:
+    cfg = load_config(args.config)
+    arms = pool_arms(cfg, args.config)
     items = load_items(args.datasets, args.probe_limit, PROBE_SEED)
-    records = await collect(args.config, items, RESULTS / "runs" / "routing_probe.jsonl", args)
-    pool = list(load_config(args.config).models)
-    answered = complete_items(records, pool)
+    out = args.results / "runs" / "routing_arms_probe.jsonl"
+    header, records = await collect(cfg, items, out, args)
+    outcomes = arm_outcomes(header, records, arms)
     report(
         "routing_probe",
-        disagreement([r for r in records if r["item"] in answered], pool),
-        summary={"items_per_family": args.probe_limit, "samples": args.samples},
-        title="Probe: where the pool models disagree",
+        arm_table(outcomes, [a.name for a in arms]),
+        summary={"items_per_family": args.probe_limit, "seed": PROBE_SEED},
+        title="Probe: where the arms disagree",
+        results=args.results,
     )
 
 
 async def run(args: argparse.Namespace) -> None:
-    runs = RESULTS / "runs"
+    cfg = load_config(args.config)
+    arms = pool_arms(cfg, args.config)
+    runs = args.results / "runs"
     train_items = load_items(args.datasets, args.train_limit, args.train_seed)
     test_items = load_items(args.datasets, args.test_limit, args.test_seed)
     overlap = {i.query.text for i in train_items} & {i.query.text for i in test_items}
     test_items = [i for i in test_items if i.query.text not in overlap]
-    train = await collect(args.config, train_items, runs / "routing_train.jsonl", args)
-    test = await collect(args.config, test_items, runs / "routing_test.jsonl", args)
+    train_header, train = await collect(cfg, train_items, runs / "routing_arms_train.jsonl", args)
+    test_header, test = await collect(cfg, test_items, runs / "routing_arms_test.jsonl", args)
 
-    embedder = SentenceEmbedder.load()
-    router, metrics = train_router(train, embedder, seed=0, epochs=args.epochs)
-    router_dir = RESULTS / "routers" / "mixed"
-    router.save(router_dir)
-
-    pool = router.models
-    by_id = {item.id: item for item in test_items}
-
-    def judge(item_id: str, answer: str | None) -> bool:
-        return score_item(by_id[item_id], answer).correct
-
-    complete = complete_items(test, pool)
-    items = replay_items([r for r in test if r["item"] in complete], pool)
-    scores = replay_policies(items, router, judge, args)
-    trained_on = complete_items(train, pool)
+    trained = train_routers(train_header, train, arms, args.results, args.epochs)
+    train_outcomes = arm_outcomes(train_header, train, arms)
+    test_outcomes = arm_outcomes(test_header, test, arms)
     report(
         "routing_families",
-        disagreement([r for r in train if r["item"] in trained_on], pool),
-        title="Training set: who is right",
+        arm_table(train_outcomes, [a.name for a in arms]),
+        title="Training set: each arm's accuracy per family",
+        results=args.results,
     )
-    plot_path = RESULTS / "routing.png"
-    plot(scores, plot_path)
+    inputs = CurveInputs(
+        arms=arms,
+        train=train_outcomes,
+        test=test_outcomes,
+        test_records=test,
+        test_items={i.id: i for i in test_items},
+        arm_router=trained["arm_router"],
+        model_router=trained["model_router"],
+        cost=args.cost,
+        samples=int(test_header["strategy"]["n"]),
+    )
+    rows, comparisons, summary, details = curve_report(
+        inputs, args.results / "routing.png", args.bootstrap
+    )
+    details.update(
+        arm_router_val=trained["arm_metrics"].to_dict(),
+        model_router_val=trained["model_metrics"].to_dict(),
+    )
+    details_path = args.results / "routing_details.json"
+    details_path.write_text(json.dumps(details, indent=2, default=str) + "\n")
+    summary.update(
+        details=str(details_path),
+        datasets=args.datasets,
+        config=str(args.config),
+        train_items=len(train_outcomes),
+        test_items=len(test_outcomes),
+        test_items_incomplete=len(test_items) - len(test_outcomes),
+        excluded_overlapping_test_items=len(overlap),
+        arm_router=str(args.results / "routers" / "arms"),
+        constant_arms=trained["arm_metrics"].constant_confidence,
+        constant_models=trained["model_metrics"].constant_confidence,
+    )
     report(
         "routing",
-        [s.row() for s in scores],
-        summary={
-            "datasets": args.datasets,
-            "train_items": len({r["item"] for r in train}),
-            "test_items": len(items),
-            "test_items_incomplete": len({r["item"] for r in test}) - len(items),
-            "excluded_overlapping_test_items": len(overlap),
-            "samples": args.samples,
-            "max_tokens": args.max_tokens,
-            "router": str(router_dir),
-            "router_val": metrics.to_dict(),
-            "plot": str(plot_path),
-        },
-        title=f"Routing on {len(items)} held-out queries ({', '.join(args.datasets)})",
+        rows,
+        summary=json.loads(json.dumps(summary, default=str)),
+        comparisons=comparisons,
+        title=f"Routing over arms on {len(test_outcomes)} held-out queries "
+        f"({', '.join(args.datasets)}; cost = {args.cost})",
+        results=args.results,
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
-        "--config", type=Path, default=Path("examples/routing_agent/selectllm.yaml")
+        "--config", type=Path, default=Path("examples/routing_agent/compute_aware_vllm.yaml")
     )
     parser.add_argument("--datasets", nargs="+", default=DEFAULT_DATASETS)
-    parser.add_argument("--train-limit", type=int, default=20, help="items per data set")
-    parser.add_argument("--test-limit", type=int, default=12, help="items per data set")
+    parser.add_argument("--train-limit", type=int, default=60, help="items per data set")
+    parser.add_argument("--test-limit", type=int, default=40, help="items per data set")
     parser.add_argument("--train-seed", type=int, default=100)
     parser.add_argument("--test-seed", type=int, default=200)
-    parser.add_argument("--samples", type=int, default=5)
-    parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--sample-seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--min-margin", type=float, default=0.6, help="cascade escalation")
-    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--cost", choices=("seconds", "tokens"), default="seconds")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="resamples of test items")
+    parser.add_argument("--concurrency", type=int, default=16, help="pairs in flight")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="output folder")
+    parser.add_argument("--no-collect", action="store_true", help="only what run files hold")
+    parser.add_argument("--retry-failed", action="store_true", help="rerun failed pairs")
     parser.add_argument(
-        "--retry-failed", action="store_true", help="rerun pairs recorded as failed"
+        "--allow-mixed", action="store_true", help="resume run files written by other code"
     )
     parser.add_argument("--probe", action="store_true", help="only measure disagreement")
     parser.add_argument("--probe-limit", type=int, default=4, help="items per data set")

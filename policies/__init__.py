@@ -2,7 +2,8 @@
 
 The seam (``RoutingPolicy``, ``Plan``) belongs to the orchestrator; this package holds its
 implementations: constant plans (``fixed``, ``all``, ``cascade``), random subsets, round
-robin, and the learned SelectLLM router (``policies.selectllm``), each with its config, and
+robin, the learned SelectLLM router and the compute-aware arm router
+(``policies.selectllm``), each with its config, and
 ``build_policy``, which builds one from its config. Training the router and loading a saved
 one need torch: import them from ``policies.selectllm.train`` and ``.router``.
 """
@@ -25,6 +26,9 @@ from policies.model_list import ModelListConfig
 from policies.random_subset import RandomSubsetPolicy, RandomSubsetPolicyConfig
 from policies.round_robin import RoundRobinPolicy, RoundRobinPolicyConfig
 from policies.selectllm import (
+    ArmConfig,
+    ComputeAwarePolicy,
+    ComputeAwarePolicyConfig,
     ConfidenceSource,
     Selection,
     SelectionRule,
@@ -42,8 +46,11 @@ __all__ = [
     "POLICY_BUILDERS",
     "AllModelsPolicy",
     "AllModelsPolicyConfig",
+    "ArmConfig",
     "CascadePolicy",
     "CascadePolicyConfig",
+    "ComputeAwarePolicy",
+    "ComputeAwarePolicyConfig",
     "ConfidenceSource",
     "ConstantPolicy",
     "FixedPolicy",

@@ -20,6 +20,7 @@ from policies.constant import (
 )
 from policies.random_subset import RandomSubsetPolicy, RandomSubsetPolicyConfig
 from policies.round_robin import RoundRobinPolicy, RoundRobinPolicyConfig
+from policies.selectllm.compute_aware import ComputeAwarePolicyConfig, build_compute_aware_policy
 from policies.selectllm.policy import SelectLLMPolicyConfig, build_selectllm_policy
 
 __all__ = ["POLICY_BUILDERS", "PolicyConfig", "build_policy", "policy_strategy"]
@@ -30,7 +31,8 @@ PolicyConfig = Annotated[
     | RandomSubsetPolicyConfig
     | RoundRobinPolicyConfig
     | CascadePolicyConfig
-    | SelectLLMPolicyConfig,
+    | SelectLLMPolicyConfig
+    | ComputeAwarePolicyConfig,
     Field(discriminator="kind"),
 ]
 
@@ -41,13 +43,14 @@ POLICY_BUILDERS: dict[str, Callable[[Any, StrategyConfig], RoutingPolicy]] = {
     "round_robin": lambda c, strategy: RoundRobinPolicy(c.models, strategy),
     "cascade": lambda c, strategy: CascadePolicy(c.models, c.strategy),
     "selectllm": build_selectllm_policy,
+    "compute_aware": build_compute_aware_policy,
 }
 """Per ``kind``: build the policy from its config and the strategy it plans."""
 
 
 def policy_strategy(config: PolicyConfig, default_strategy: StrategyConfig) -> StrategyConfig:
     """The strategy the policy's plans use: its own ``strategy`` if it sets one, else the
-    config's default."""
+    config's default (``compute_aware`` plans each arm's own; this is its default)."""
     return config.strategy or default_strategy
 
 

@@ -25,7 +25,11 @@ MODULES = [
     "policies.constant",
     "policies.selectllm.rules",
     "policies.selectllm.policy",
+    "policies.selectllm.arms",
+    "policies.selectllm.compute_aware",
+    "policies.selectllm.curve",
     "workers.scripted",
+    "system2.pipelines.latent.replacement",
 ]
 
 

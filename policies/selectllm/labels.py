@@ -11,6 +11,13 @@ when failed), ``answer`` (the majority answer), ``margin`` (vote margin), ``vote
 seam, i.e. ``Usage.worker_seconds``; wall time when the call raised) and
 ``completion_tokens``.
 
+Format 2 (header ``format: 2``) adds what arms are labelled from
+(``policies.selectllm.arms``): ``samples`` (the sampled answers in the order drawn, each
+``{"answer", "tokens", "logprob"}``), ``judged`` (every answer seen, sampled or greedy ->
+right or not) and ``greedy`` (``{"status", "answer", "tokens", "seconds"}``, or None when
+no greedy answer was collected; the header's ``greedy`` then is None too). A pair whose
+greedy call failed is recorded as failed.
+
 Example:
     >>> records = [
     ...     {"model": "a", "label": 1, "seconds": 1.0, "completion_tokens": 10},

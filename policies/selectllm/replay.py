@@ -45,6 +45,7 @@ __all__ = [
     "score_oracle",
     "score_random_subsets",
     "score_selections",
+    "selection_outcomes",
 ]
 
 Judge = Callable[[str, str | None], bool]
@@ -175,6 +176,20 @@ def score_selections(
         latency, compute, tokens = _cost(item, selection.models, sequential=False)
         rows.append((judge(item.id, answer), latency, compute, tokens, len(selection.models)))
     return _score(name, rows)
+
+
+def selection_outcomes(
+    items: Sequence[ReplayItem], select: Selector, judge: Judge
+) -> dict[str, tuple[bool, float, int]]:
+    """Per item id: whether the selected models' pooled vote is right, and the compute
+    seconds and tokens of the selected models (for paired comparisons and curves)."""
+    outcomes = {}
+    for item in items:
+        selection = select(item)
+        answer = pooled_answer(item, selection.models, selection.weights or None)
+        _, compute, tokens = _cost(item, selection.models, sequential=False)
+        outcomes[item.id] = (judge(item.id, answer), compute, tokens)
+    return outcomes
 
 
 def score_random_subsets(

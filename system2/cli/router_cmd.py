@@ -1,4 +1,5 @@
-"""``system2 router``: collect SelectLLM labels and train the query router."""
+"""``system2 router``: collect SelectLLM labels and train the query router, over models
+(SelectLLM) or over arms, (model, strategy) pairs (the ``compute_aware`` policy)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -40,6 +41,9 @@ def collect(
     temperature: Annotated[float, typer.Option(min=0.0, help="sampling temperature")] = 0.7,
     max_tokens: Annotated[int, typer.Option(min=1, help="tokens per sample")] = 512,
     sample_seed: Annotated[int, typer.Option(help="seed of the samples")] = 0,
+    greedy: Annotated[
+        bool, typer.Option(help="also a greedy answer per pair (for greedy arms)")
+    ] = False,
     retry_failed: Annotated[bool, typer.Option(help="rerun pairs recorded as failed")] = False,
     allow_mixed: Annotated[
         bool, typer.Option(help="resume a run file written by another version or revision")
@@ -77,6 +81,7 @@ def collect(
                 temperature=temperature,
                 max_tokens=max_tokens,
                 seed=sample_seed,
+                greedy=greedy,
                 prompts=cfg.prompts,
                 run_config=run_config,
                 retry_failed=retry_failed,
@@ -111,6 +116,13 @@ def train(
     embedder: Annotated[str, typer.Option(help="catalog name of the embedder")] = (
         "all-minilm-l6-v2"
     ),
+    arms: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML config whose policy (kind compute_aware) declares arms: train one "
+            "column per arm (labels of format 2, e.g. `collect --greedy`)"
+        ),
+    ] = None,
 ) -> None:
     """Train the router on collected labels; print its metrics on held-out items."""
     from policies.selectllm.train import train_router
@@ -123,10 +135,13 @@ def train(
         raise fail(exc) from None
     if header is None or not records:
         raise fail(f"{labels}: no labels (is it a file written by `system2 router collect`?)")
+    rows, pool, arm_specs = list(records.values()), header.get("models"), None
+    if arms is not None:
+        rows, pool, arm_specs = _arm_rows(arms, header, rows)
     try:
         text_embedder = SentenceEmbedder.load(embedder)
         router, metrics = train_router(
-            list(records.values()),
+            rows,
             text_embedder,
             seed=seed,
             val_fraction=val_fraction,
@@ -134,13 +149,35 @@ def train(
             epochs=epochs,
             lr=lr,
             hidden=hidden,
-            models=header.get("models"),
+            models=pool,
         )
     except (CatalogError, ValueError) as exc:
         raise fail(exc) from None
+    if arm_specs is not None:
+        router.training["arms"] = arm_specs
     router.save(out)
     _print_metrics(metrics)
     console.print(f"router written to {out}", highlight=False)
+
+
+def _arm_rows(
+    config: Path, header: dict[str, Any], records: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[str], dict[str, Any]]:
+    """Arm label records, the arm names (the router's columns) and the arms as declared."""
+    from policies.selectllm.arms import arm_label_records
+    from policies.selectllm.compute_aware import ComputeAwarePolicyConfig
+
+    policy = load_cli_config(config).policy
+    if not isinstance(policy, ComputeAwarePolicyConfig):
+        raise fail(f"{config}: --arms needs a policy of kind compute_aware, got {policy.kind}")
+    try:
+        rows = arm_label_records(header, records, policy.arms)
+    except ValueError as exc:
+        raise fail(exc) from None
+    if not rows:
+        raise fail("no item has an outcome for every arm (all pairs failed?)")
+    specs = {a.name: a.model_dump(mode="json") for a in policy.arms}
+    return rows, [a.name for a in policy.arms], specs
 
 
 def _print_label_stats(stats: dict[str, LabelStats]) -> None:

@@ -86,4 +86,6 @@ def test_unknown_kind_lists_the_known_ones() -> None:
 
     with pytest.raises(ValueError, match="unknown policy kind 'odd'; known: all, cascade"):
         build_policy(Odd(), GreedyConfig())  # type: ignore[arg-type]
-    assert set(POLICY_BUILDERS) == {"fixed", "all", "random", "round_robin", "cascade", "selectllm"}
+    assert set(POLICY_BUILDERS) == {
+        "fixed", "all", "random", "round_robin", "cascade", "selectllm", "compute_aware"
+    }  # fmt: skip

