@@ -17,9 +17,13 @@
   replicas.
 
 ``generate_stream`` streams from the chosen replica. A try that fails before its first
-item (chunk or result) is retried as above; once an item has been passed on, a failure is
-raised (it counts against the replica, which may be ejected). ``request_timeout_s`` and
-``deadline_s`` bound the whole stream; closing it closes the replica's stream.
+item (chunk or result) is retried as above; a replica that fails after items were passed
+on counts against it, and the call starts again on another replica, which passes on only
+what goes beyond them (``workers.stream_resume``: the replay must repeat what was passed
+on, else ``StreamDiverged``); at most ``max_attempts - 1`` such restarts, each tried
+like a new call.
+``request_timeout_s`` and ``deadline_s`` bound each stream; closing it closes the replica's
+stream.
 
 Each result's ``usage`` names the replica that answered and counts attempts and
 fail-overs; its ``seconds`` add the pool's own time (queueing, failed tries) to the
@@ -49,6 +53,7 @@ from workers.guidance_stats import GuidanceStats
 from workers.pool_stats import PoolStats
 from workers.pool_tries import PoolTries, opened
 from workers.replica import ReplicaSet
+from workers.stream_resume import PassedOn, resumed
 from workers.streaming import close_stream
 
 __all__ = ["WorkerPool"]
@@ -147,26 +152,40 @@ class WorkerPool(Worker):
 
     async def generate_stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
         self._begin()
-        try:
-            won = await self._tries.run(
-                lambda worker: opened(worker.generate_stream(request)), hold=True
-            )
-        except BaseException as exc:
-            self._end(exc)
-            raise
-        item, stream = won.value
+        passed = PassedOn()
+        restarts = 0
         outcome: BaseException | None = None
         try:
-            while not isinstance(item, GenerateResult):
-                yield item
-                item = await self._tries.next_item(stream, won)
-            yield won.charge(item, self.model_name)
+            while True:
+                won = await self._tries.run(
+                    lambda worker: opened(
+                        resumed(worker.generate_stream(request), passed, self.model_name)
+                    ),
+                    hold=True,
+                )
+                item, stream = won.value
+                try:
+                    while not isinstance(item, GenerateResult):
+                        passed.record(item)
+                        yield item
+                        item = await self._tries.next_item(stream, won)
+                except WorkerFailure as exc:
+                    if not getattr(exc, "retryable", True) or restarts + 1 >= self.max_attempts:
+                        raise
+                    restarts += 1
+                    log.warning(
+                        "pool.stream_resumed", model=self.model_name, failed=won.replica.name
+                    )
+                    continue
+                finally:
+                    await close_stream(stream)
+                    self._set.release(won.replica)
+                yield _restarted(won.charge(item, self.model_name), restarts)
+                return
         except BaseException as exc:
             outcome = exc
             raise
         finally:
-            await close_stream(stream)
-            self._set.release(won.replica)
             self._end(outcome)
 
     @property
@@ -278,3 +297,13 @@ class WorkerPool(Worker):
             self._idle = asyncio.Event()
             self._idle.set()
             self._tries.forget_tasks()
+
+
+def _restarted(result: GenerateResult, restarts: int) -> GenerateResult:
+    """A streamed result that took ``restarts`` mid-stream fail-overs: each counts as an
+    attempt and a fail-over (the tokens of the broken streams are not in its usage)."""
+    if not restarts:
+        return result
+    u = result.usage
+    update = {"attempts": u.attempts + restarts, "failovers": u.failovers + restarts}
+    return result.model_copy(update={"usage": u.model_copy(update=update)})

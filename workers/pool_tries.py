@@ -8,7 +8,8 @@ replica and moves the call to the next try, up to ``max_attempts`` in all and wi
 in a task that ``abandon`` cancels (the pool's drain ran out of time).
 
 For a stream, a try is opening it and reading its first item (``opened``); the items after
-that are read with ``next_item``, whose failures are raised, never retried.
+that are read with ``next_item``, whose failures are raised (the pool may then start the
+whole stream again elsewhere: ``workers.stream_resume``).
 """
 
 from __future__ import annotations
@@ -23,12 +24,19 @@ from workers.errors import WorkerFailure
 from workers.replica import Replica, ReplicaSet
 from workers.streaming import close_stream
 
-__all__ = ["PoolTries", "Stream", "Won", "opened"]
+__all__ = ["PoolTries", "Stream", "StreamTimedOut", "Won", "opened"]
 
 _T = TypeVar("_T")
 _Result = TypeVar("_Result", GenerateResult, ScoreResult)
 
 Stream = AsyncIterator[StreamItem]
+
+
+class StreamTimedOut(WorkerFailure):
+    """A stream ran past its request timeout or deadline (the pool does not start it again:
+    the time is spent)."""
+
+    retryable = False
 
 
 class _Retry(Exception):
@@ -141,13 +149,15 @@ class PoolTries:
 
     async def next_item(self, stream: Stream, won: Won[Any]) -> StreamItem:
         """The next item of a stream already passed on; a failure now is raised (and
-        counts against the replica), never retried."""
+        counts against the replica), not retried here."""
         try:
             async with asyncio.timeout_at(won.until):
                 return await self._tracked(won.replica, _next_item(stream))
         except TimeoutError:
             what = "deadline" if self.deadline_s is not None else "request timeout"
             reason = f"the stream ran past the {what}"
+            self.replicas.failed(won.replica, reason)
+            raise StreamTimedOut(self.model_name, f"{won.replica.name}: {reason}") from None
         except _Retry as failed:
             reason = failed.reason
         except WorkerFailure as exc:

@@ -1,5 +1,6 @@
-"""``WorkerPool.generate_stream``: the chosen replica's stream, fail-over only before its
-first item, the slot held until the stream ends, closing passed through."""
+"""``WorkerPool.generate_stream``: the chosen replica's stream, fail-over before its first
+item and, by replaying the call elsewhere, after it; the slot held until the stream ends,
+closing passed through."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from workers.base import GenerateRequest, GenerateResult, SamplingParams, Stream
 from workers.errors import WorkerFailure
 from workers.pool import WorkerPool
 from workers.scripted import ScriptedWorker, cycle_texts
+from workers.stream_resume import StreamDiverged
 from workers.streaming import closing
 
 
@@ -66,12 +68,33 @@ async def test_a_replica_failing_before_its_first_token_fails_over() -> None:
     await pool.close()
 
 
-async def test_a_failure_after_the_first_token_is_raised_not_retried() -> None:
-    """Once a chunk has gone out, a replica failure ends the stream with a WorkerFailure
-    (counted against the replica); no other replica is tried."""
-    broken, spare = StreamWorker("one two three"), StreamWorker("four five six")
+async def test_a_failure_mid_stream_continues_on_another_replica() -> None:
+    """Once a chunk has gone out, a replica failure (counted against it) starts the call
+    again on another replica, which passes on only what comes after: the reader sees one
+    unbroken text, and usage counts the restart as an attempt and a fail-over."""
+    broken, spare = StreamWorker("one two three"), StreamWorker("one two three")
     broken.fail_after = 1
     pool = WorkerPool("m", [broken, spare], eject_after=1)
+    items = [item async for item in pool.generate_stream(REQUEST)]
+    chunks = [i.text for i in items if isinstance(i, TokenChunk)]
+    result = items[-1]
+    assert isinstance(result, GenerateResult)
+    assert chunks[0] == "one"
+    assert "".join(chunks) == result.completions[0].text == "one two three"
+    assert (result.usage.replica, result.usage.attempts, result.usage.failovers) == ("m#1", 2, 1)
+    stats = pool.stats()
+    assert (stats.succeeded, stats.failed, stats.ejections) == (1, 0, 1)
+    assert stats.replicas[0].in_flight == stats.replicas[1].in_flight == 0
+    assert (broken.closed, spare.closed) == (1, 1)
+    await pool.close()
+
+
+async def test_a_replay_that_diverges_fails_instead_of_splicing() -> None:
+    """A replica that would continue with other text than the one already streamed ends
+    the call with StreamDiverged; nothing of its text reaches the reader."""
+    broken, other = StreamWorker("one two three"), StreamWorker("uno dos tres")
+    broken.fail_after = 1
+    pool = WorkerPool("m", [broken, other], eject_after=1)
     seen: list[str] = []
 
     async def read() -> None:
@@ -79,13 +102,24 @@ async def test_a_failure_after_the_first_token_is_raised_not_retried() -> None:
             assert isinstance(item, TokenChunk)
             seen.append(item.text)
 
-    with pytest.raises(WorkerFailure, match="broke mid-stream"):
+    with pytest.raises(StreamDiverged, match="diverged"):
         await read()
     assert seen == ["one"]
-    assert spare.opened == 0
-    stats = pool.stats()
-    assert (stats.failed, stats.retries, stats.ejections) == (1, 0, 1)
-    assert stats.replicas[0].in_flight == 0
+    assert pool.stats().failed == 1
+    await pool.close()
+
+
+async def test_mid_stream_restarts_stop_at_max_attempts() -> None:
+    """Every replica breaking mid-stream: after the first break the call is started again
+    once (max_attempts=2), and that start's tries fail while replaying (on m#1, then m#2):
+    the call fails naming the breaks, three streams opened in all."""
+    workers = [StreamWorker("one two three") for _ in range(3)]
+    for w in workers:
+        w.fail_after = 1
+    pool = WorkerPool("m", workers, max_attempts=2)
+    with pytest.raises(WorkerFailure, match=r"all 2 attempts failed.*broke mid-stream"):
+        await _texts(pool)
+    assert [w.opened for w in workers] == [1, 1, 1]
     await pool.close()
 
 
@@ -110,7 +144,8 @@ async def test_the_slot_is_held_until_the_stream_ends_and_closing_passes_through
 
 
 async def test_a_stream_past_the_request_timeout_fails() -> None:
-    """request_timeout_s bounds the whole stream, not just its first token."""
+    """request_timeout_s bounds the whole stream, not just its first token; the spent time
+    is not spent again on a restart."""
     slow = StreamWorker("a b c d e f g h", token_delay_s=0.05)
     pool = WorkerPool("m", [slow], request_timeout_s=0.12)
     with pytest.raises(WorkerFailure, match="ran past the request timeout"):
