@@ -20,6 +20,7 @@ from system2.resumable_run import run_progress
 
 if TYPE_CHECKING:
     from orchestrator.aggregation.verifier_vote import PathAggregate
+    from system2.pipelines.verifier_triplets import SynthesisStats
     from workers.verifier import TrainableMode, VerifierKind
     from workers.verifier.train import TrainingMetrics
 
@@ -122,17 +123,58 @@ def synthesize(
             )
         finally:
             await gen.worker.close()
-        table = Table(title=f"triplets: {out.name}", show_header=False)
-        for key, value in vars(stats).items():
-            table.add_row(
-                key.replace("_", " "), f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"
-            )
-        console.print(table)
+        _print_stats(stats, f"triplets: {out.name}")
 
     try:
         asyncio.run(run())
     except ValueError as exc:  # a triplets file made with other settings
         raise fail(exc) from None
+
+
+def _print_stats(stats: SynthesisStats, title: str) -> None:
+    table = Table(title=title, show_header=False)
+    for key, value in vars(stats).items():
+        table.add_row(
+            key.replace("_", " "), f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"
+        )
+    console.print(table)
+
+
+@app.command("triplets-from-runs")
+def paths_triplets(
+    runs: Annotated[
+        list[Path], typer.Argument(help="run files of `system2 eval` with per-candidate texts")
+    ],
+    out: Annotated[Path, typer.Option(help="triplets file (JSONL); rerun to resume")],
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="generator whose tokenizer to use (default: the runs')"),
+    ] = None,
+    margin: Annotated[
+        float, typer.Option(help="a triplet needs branch accuracies apart by >= margin")
+    ] = 0.5,
+    max_per_item: Annotated[
+        int, typer.Option(min=0, help="triplets kept per question (0: no cap)")
+    ] = 8,
+    allow_mixed: Annotated[
+        bool, typer.Option(help="resume a triplets file written by another version or revision")
+    ] = False,
+) -> None:
+    """Triplets without rollouts: where a right and a wrong sampled path of one question
+    part, the tokens they took there (no generation: the runs' samples are reused)."""
+    from system2.pipelines.verifier_triplets.from_paths import PathSettings
+    from system2.pipelines.verifier_triplets.from_paths_runs import triplets_from_runs
+
+    try:
+        settings = PathSettings(margin=margin, max_per_item=max_per_item)
+        stats = asyncio.run(
+            triplets_from_runs(
+                runs, out, model=model, settings=settings, allow_mixed=allow_mixed, console=console
+            )
+        )
+    except (OSError, ValueError) as exc:
+        raise fail(exc) from None
+    _print_stats(stats, f"path triplets: {out.name}")
 
 
 @app.command()
