@@ -14,6 +14,7 @@ from orchestrator.types import Query, TaskType
 from system2.assembly import build_orchestrator
 from system2.cli.config_file import load_cli_config
 from system2.cli.graph_cmd import graph
+from system2.cli.latent_cmd import app as latent_app
 from system2.cli.models_cmd import app as models_app
 from system2.cli.output import console, err, fail
 from system2.cli.router_cmd import app as router_app
@@ -34,6 +35,7 @@ app = typer.Typer(
 app.add_typer(models_app, name="models")
 app.add_typer(router_app, name="router")
 app.add_typer(verifier_app, name="verifier")
+app.add_typer(latent_app, name="latent")
 app.command()(graph)
 app.command()(serve)
 

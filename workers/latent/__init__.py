@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from workers.latent.continuous import ThoughtProjection, Thoughts, last_hidden, run_thoughts
 from workers.latent.quantizer import Quantized, VectorQuantizer
-from workers.latent.serving import LatentCounts, LatentModel, ThoughtSettings
+from workers.latent.serving import LatentCounts, LatentModel, ThoughtSettings, refuse_thoughts
+from workers.latent.thought_budget import ThoughtBudget
 from workers.latent.vocabulary import (
     END_LATENT,
     LATENT_FILE,
@@ -40,6 +41,7 @@ __all__ = [
     "LatentVocabulary",
     "Quantized",
     "Reconstruction",
+    "ThoughtBudget",
     "ThoughtProjection",
     "ThoughtSettings",
     "Thoughts",
@@ -53,6 +55,7 @@ __all__ = [
     "latent_token",
     "read_latent_vocabulary",
     "reconstruction",
+    "refuse_thoughts",
     "run_thoughts",
     "save_latent_model",
     "train_vqvae",

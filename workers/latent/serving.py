@@ -23,11 +23,12 @@ from typing import Any, TypedDict
 
 from torch import nn
 
-from workers.base import Completion
+from workers.base import Completion, SamplingParams
+from workers.errors import UnsupportedRequest
 from workers.latent.continuous import ThoughtProjection
 from workers.latent.vocabulary import LatentVocabulary, read_latent_vocabulary
 
-__all__ = ["LatentCounts", "LatentModel", "ThoughtSettings"]
+__all__ = ["LatentCounts", "LatentModel", "ThoughtSettings", "refuse_thoughts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,17 @@ class LatentModel:
             projection = ThoughtProjection.load(file)
         return cls(vocabulary, projection)
 
+    @classmethod
+    def read(cls, directory: str | Path) -> LatentModel:
+        """``load`` with the checkpoint's own tokenizer, read only when the checkpoint has a
+        latent vocabulary (for backends whose engine holds the tokenizer, such as vLLM,
+        checked before the engine starts)."""
+        if read_latent_vocabulary(directory) is None:
+            return cls()
+        from transformers import AutoTokenizer
+
+        return cls.load(directory, AutoTokenizer.from_pretrained(directory))
+
     @property
     def thought_settings(self) -> ThoughtSettings:
         if self.vocabulary is None:
@@ -96,4 +108,15 @@ class LatentModel:
         return LatentCounts(
             completion_tokens=sum(len(c.token_ids) for c in completions) + steps,
             latent_tokens=steps + ids,
+        )
+
+
+def refuse_thoughts(model_name: str, params: SamplingParams, backend: str) -> None:
+    """Raise ``UnsupportedRequest`` for a request with continuous thoughts on ``backend``
+    (which cannot feed hidden states back as input embeddings)."""
+    if params.continuous_thoughts > 0:
+        raise UnsupportedRequest(
+            model_name,
+            f"{backend} cannot run continuous thoughts (hidden states fed back as input "
+            "embeddings); serve the model with the transformers worker (`kind: transformers`)",
         )

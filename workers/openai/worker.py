@@ -65,6 +65,7 @@ from workers.base import (
     WorkerUsage,
 )
 from workers.errors import UnsupportedRequest, WorkerFailure
+from workers.latent.serving import refuse_thoughts
 from workers.openai.http import RequestRejected, ServerClient
 from workers.openai.responses import (
     ResponseReader,
@@ -125,6 +126,7 @@ class OpenAIWorker(Worker):
     async def generate(self, request: GenerateRequest) -> GenerateResult:
         if request.params.guidance is not None:
             raise UnsupportedRequest(self.model_name, "verifier guidance is not served over HTTP")
+        refuse_thoughts(self.model_name, request.params, "an OpenAI-compatible HTTP server")
         started = time.perf_counter()
         seeds = _seeds(request)
         if seeds is not None:
@@ -136,6 +138,7 @@ class OpenAIWorker(Worker):
     async def generate_stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
         if request.params.guidance is not None:
             raise UnsupportedRequest(self.model_name, "verifier guidance is not served over HTTP")
+        refuse_thoughts(self.model_name, request.params, "an OpenAI-compatible HTTP server")
         started = time.perf_counter()
         seeds = _seeds(request)
         if seeds is not None:  # sample i is the stream of the call with seed + i

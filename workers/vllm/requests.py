@@ -18,6 +18,7 @@ from typing import Any
 
 from workers.base import Completion, GenerateRequest, GenerateResult, WorkerUsage
 from workers.errors import UnsupportedRequest
+from workers.latent.serving import LatentModel, refuse_thoughts
 
 __all__ = ["generate_params", "generate_result", "sampling_params"]
 
@@ -37,6 +38,7 @@ def generate_params(
     """The ``n`` engine requests' parameters of ``request`` (``guided``: whether the engine
     runs a token verifier; a request for guidance is refused without one)."""
     p = request.params
+    refuse_thoughts(model_name, p, "vLLM")
     extra_args = None
     if p.guidance is not None:
         if not guided:
@@ -71,11 +73,13 @@ def generate_result(
     prompt_ids: tuple[int, ...],
     completions: tuple[Completion, ...],
     started: float,
+    latent: LatentModel | None = None,
 ) -> GenerateResult:
-    """The call's result; ``started``: when it began (``time.perf_counter``)."""
+    """The call's result; ``started``: when it began (``time.perf_counter``); ``latent``:
+    the served model's latent part, whose ids usage counts apart (``latent_tokens``)."""
     usage = WorkerUsage(
         prompt_tokens=len(prompt_ids) * len(completions),
-        completion_tokens=sum(len(c.token_ids) for c in completions),
+        **(latent or LatentModel()).usage(completions, 0),
         seconds=time.perf_counter() - started,
     )
     return GenerateResult(model=model_name, completions=completions, usage=usage)

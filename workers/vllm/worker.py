@@ -69,6 +69,7 @@ from workers.catalog import resolve
 from workers.chat_prompt import encode_prompt
 from workers.errors import UnsupportedRequest, WorkerFailure
 from workers.guidance_stats import GuidanceStats
+from workers.latent.serving import LatentModel
 from workers.vllm.engine import engine_args, guidance_config, shutdown_engine, start_engine_on
 from workers.vllm.engine_thread import LoopThread, gather_all
 from workers.vllm.outputs import read_completion, read_continuation
@@ -109,6 +110,7 @@ class VLLMWorker(Worker):
         ``workers.vllm.processors`` builds its scorer from, e.g. ``{"verifier": DIR}``."""
         self.model_name = model_name
         self.engine_args = dict(engine_args)
+        self.latent = LatentModel.read(self.engine_args["model"])  # before the engine starts
         self._guided = verifier is not None
         self._stats_dir: str | None = None
         self._stats_file: str | None = None
@@ -210,7 +212,7 @@ class VLLMWorker(Worker):
         prompt_ids, params = self._encode(request), self._generate_params(request, False)
         outputs = await self._run_all(prompt_ids, params, request.request_id or "generate")
         completions = tuple(read_completion(self.model_name, out) for out in outputs)
-        return generate_result(self.model_name, prompt_ids, completions, started)
+        return generate_result(self.model_name, prompt_ids, completions, started, self.latent)
 
     async def generate_stream(self, request: GenerateRequest) -> AsyncIterator[StreamItem]:
         """``generate``'s engine requests, their outputs streamed as the engine makes them
@@ -222,7 +224,8 @@ class VLLMWorker(Worker):
         async with contextlib.aclosing(samples.chunks(run)) as chunks:
             async for chunk in chunks:
                 yield chunk
-        yield generate_result(self.model_name, prompt_ids, samples.completions(), started)
+        completions = samples.completions()
+        yield generate_result(self.model_name, prompt_ids, completions, started, self.latent)
 
     @property
     def streams_tokens(self) -> bool:
