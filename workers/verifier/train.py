@@ -42,6 +42,7 @@ __all__ = [
     "examples_from_records",
     "split_by_item",
     "train_verifier",
+    "warmup_cosine",
     "write_metrics",
 ]
 
@@ -198,7 +199,8 @@ def evaluate_pairs(
     return loss_sum / count, right / count
 
 
-def _schedule(steps: int, warmup_fraction: float) -> Callable[[int], float]:
+def warmup_cosine(steps: int, warmup_fraction: float) -> Callable[[int], float]:
+    """The learning-rate factor per step: linear warm-up, then cosine decay to 0."""
     warmup = math.ceil(warmup_fraction * steps)
 
     def factor(step: int) -> float:
@@ -236,7 +238,7 @@ def train_verifier(
         groups.append({"params": rest, "lr": settings.lr})
     optimizer = torch.optim.AdamW(groups, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _schedule(steps, settings.warmup_fraction)
+        optimizer, warmup_cosine(steps, settings.warmup_fraction)
     )
     trainable = head + rest
     metrics = TrainingMetrics(

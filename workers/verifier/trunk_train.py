@@ -27,7 +27,13 @@ import structlog
 import torch
 
 from workers.verifier.scoring import bradley_terry_loss
-from workers.verifier.train import EpochMetrics, TrainingExample, TrainingMetrics, TrainSettings
+from workers.verifier.train import (
+    EpochMetrics,
+    TrainingExample,
+    TrainingMetrics,
+    TrainSettings,
+    warmup_cosine,
+)
 from workers.verifier.trunk_head import TrunkHead, output_embeddings
 from workers.verifier.trunk_scoring import last_hidden_states
 
@@ -123,18 +129,6 @@ def evaluate_trunk_pairs(
     return float(bradley_terry_loss(pos, neg)), accuracy
 
 
-def _factor(steps: int, warmup_fraction: float) -> Callable[[int], float]:
-    warmup = math.ceil(warmup_fraction * steps)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, steps - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return factor
-
-
 def train_trunk_head(
     head: TrunkHead,
     causal_lm: Any,
@@ -164,7 +158,7 @@ def train_trunk_head(
         parameters, lr=settings.head_lr, weight_decay=settings.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _factor(steps, settings.warmup_fraction)
+        optimizer, warmup_cosine(steps, settings.warmup_fraction)
     )
     metrics = TrunkTrainingMetrics(
         settings=settings,
