@@ -86,6 +86,7 @@ async def collect_labels(
     retry_failed: bool = False,
     allow_mixed: bool = False,
     concurrency: int = 1,
+    pool: Sequence[str] | None = None,
     progress: bool = True,
     console: Console | None = None,
 ) -> dict[str, LabelStats]:
@@ -95,9 +96,17 @@ async def collect_labels(
     sampling settings, the prompts and ``run_config`` (e.g. data sets, limit, worker configs). With
     ``concurrency`` > 1 that many pairs run at once, so recorded seconds include queueing.
     With ``greedy`` each pair also gets a greedy answer (same ``max_tokens``), run first.
+
+    ``pool`` (default: the ``workers``) is the header's model list when only some of the
+    pool's models run now: a small machine collects one model at a time into one file,
+    each engine alone in memory and on the cores; the returned stats cover the pool.
     """
     if not workers:
         raise ValueError("no models to label")
+    models = list(workers) if pool is None else list(pool)
+    strangers = [m for m in workers if m not in models]
+    if strangers:
+        raise ValueError(f"models {strangers} are not in the pool {models}")
     clash = sorted({"type", "kind", "models", "strategy", "prompts"} & set(run_config or {}))
     if clash:
         raise ValueError(f"run_config must not set {clash}: the collector writes them")
@@ -108,7 +117,7 @@ async def collect_labels(
     config = {
         "kind": "selectllm_labels",
         "format": LABELS_FORMAT,
-        "models": list(workers),
+        "models": models,
         "strategy": strategy.model_dump(mode="json"),
         "greedy": None if greedy_strategy is None else greedy_strategy.model_dump(mode="json"),
         "prompts": {t: p.model_dump(mode="json") for t, p in (prompts or {}).items()},
@@ -144,7 +153,11 @@ async def collect_labels(
         progress=progress,
         console=console,
     )
-    return label_stats(records, list(workers))
+    if pool is not None:
+        _, recorded = read_labels(out)
+        wanted = {item.id for item in items}
+        records = [r for (item, _m), r in recorded.items() if item in wanted]
+    return label_stats(records, models)
 
 
 async def _label_pair(

@@ -16,7 +16,7 @@ from orchestrator.strategies.config import GreedyConfig, SelfConsistencyConfig
 from orchestrator.types import Query
 from policies import build_policy
 from policies.errors import PolicyBuildError
-from policies.selectllm.arms import ArmConfig
+from policies.selectllm.arms import ArmConfig, collection_settings
 from policies.selectllm.compute_aware import (
     ComputeAwarePolicy,
     ComputeAwarePolicyConfig,
@@ -153,12 +153,18 @@ def test_arm_models_must_be_declared() -> None:
 
 
 def test_the_example_configs_load() -> None:
-    """The example YAMLs hold a compute-aware policy whose arms one collection labels."""
+    """The example YAMLs hold the same compute-aware arms (one router serves both), which
+    one collection of a greedy answer and 3 samples per (item, model) labels."""
     root = Path(__file__).parents[3] / "examples" / "routing_agent"
+    arms = []
     for name in ("compute_aware.yaml", "compute_aware_vllm.yaml"):
         config = parse_config(yaml.safe_load((root / name).read_text()), source=name)
         assert isinstance(config.policy, ComputeAwarePolicyConfig)
-        assert len(config.policy.arms) == 7
+        settings = collection_settings(config.policy.arms)
+        assert (settings.samples, settings.greedy) == (3, True)
+        arms.append(config.policy.arms)
+    assert arms[0] == arms[1]
+    assert len(arms[0]) == 6
 
 
 def test_a_router_trained_for_other_arms_is_a_build_error(tmp_path: Path) -> None:

@@ -157,6 +157,29 @@ async def test_concurrent_collection_labels_every_pair(tmp_path: Path) -> None:
     assert sorted(records) == sorted((i.id, m) for i in ITEMS for m in ("right", "mixed"))
 
 
+async def test_one_model_at_a_time_fills_one_file_for_the_pool(tmp_path: Path) -> None:
+    """With ``pool`` each model is collected on its own into the same file (the header lists
+    the pool), the stats cover every model collected so far, and a stranger is refused."""
+    out = tmp_path / "labels.jsonl"
+    workers = make_workers()
+    pool = ["right", "mixed"]
+    first = await collect_labels(
+        ITEMS, {"right": workers["right"]}, out, pool=pool, samples=3, progress=False
+    )
+    assert (first["right"].pairs, first["mixed"].pairs) == (3, 0)
+    assert calls(workers["mixed"]) == 0
+    both = await collect_labels(
+        ITEMS, {"mixed": workers["mixed"]}, out, pool=pool, samples=3, progress=False
+    )
+    assert (both["right"].positives, both["mixed"].positives) == (3, 2)
+    header, records = read_labels(out)
+    assert header is not None
+    assert header["models"] == pool
+    assert sorted(records) == sorted((i.id, m) for i in ITEMS for m in pool)
+    with pytest.raises(ValueError, match="not in the pool"):
+        await collect_labels(ITEMS, {"other": workers["right"]}, out, pool=pool, progress=False)
+
+
 SCRIPTED_CONFIG = """\
 models:
   fours: {kind: scripted, responses: ["2 + 2 = 4. The answer is 4."]}
