@@ -145,11 +145,20 @@ def test_yaml_errors_name_the_bad_field(changes: dict[str, Any], where: str) -> 
 
 
 def test_arm_models_must_be_declared() -> None:
-    """An arm on a model the config does not declare is refused, naming the model."""
+    """An arm on a model the config does not declare is refused at ``policy.arms`` (a
+    profile's at its own path), naming the arm and the model."""
     config = _config()
     config["policy"]["arms"][0]["model"] = "ghost"
-    with pytest.raises(ConfigError, match="'ghost' that are not declared"):
+    with pytest.raises(ConfigError) as info:
         parse_config(config, source="pool.yaml")
+    assert str(info.value).splitlines()[1] == (
+        "  policy.arms: arm(s) 'cheap' name model(s) 'ghost' that are not declared under "
+        "'models' (declared: large, small) (got {'cheap': 'ghost'})"
+    )
+    profiled = _config()
+    profiled["profiles"] = {"routed": {"policy": config["policy"]}}
+    with pytest.raises(ConfigError, match=r"  profiles\.routed\.policy\.arms: arm\(s\) 'cheap'"):
+        parse_config(profiled, source="pool.yaml")
 
 
 def test_the_example_configs_load() -> None:
@@ -164,7 +173,7 @@ def test_the_example_configs_load() -> None:
         assert (settings.samples, settings.greedy) == (3, True)
         arms.append(config.policy.arms)
     assert arms[0] == arms[1]
-    assert len(arms[0]) == 6
+    assert len(arms[0]) == 4
 
 
 def test_a_router_trained_for_other_arms_is_a_build_error(tmp_path: Path) -> None:
