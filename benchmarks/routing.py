@@ -1,11 +1,12 @@
 """Routing that pays: choose a (model, strategy) arm per query on an accuracy-cost curve.
 
 The pool config (``--config``, policy ``compute_aware``) declares the models and the arms
-(e.g. SmolLM2 greedy, Qwen-0.5B greedy / SC@3 / SC@5, Qwen-1.5B greedy / SC@3 / SC@5).
+(e.g. SmolLM2 greedy / SC@3, Qwen-0.5B greedy / SC@3).
 
 1. ``collect`` (as ``system2 router collect --greedy``): per (item, model) one greedy
-   answer and ``k`` ordered samples (k = the largest SC arm), on training and test items
-   from different seeds (texts in both are dropped from the test set). Resumable run files
+   answer and ``k`` ordered samples (k = the largest SC arm), one model at a time, on
+   training and test items from different seeds (texts in both are dropped from the test
+   set). Resumable run files
    ``runs/routing_arms_{train,test}.jsonl``; a rerun reuses every pair recorded, so the
    benchmark runs from existing files and collects only what is missing
    (``--no-collect``: use only what the files hold). Many pairs run at once

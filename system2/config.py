@@ -40,6 +40,7 @@ from orchestrator.strategies.config import (
 )
 from orchestrator.types import TaskType
 from policies.config import PolicyConfig, policy_strategy
+from policies.selectllm.compute_aware import ComputeAwarePolicyConfig
 from policies.selectllm.policy import SelectLLMPolicyConfig, rule_strategy_conflict
 from system2.ray.config import RayClusterConfig, RayWorkerConfig
 from system2.server_config import ProfileConfig, ProfileName, ServedProfile, ServerConfig
@@ -167,7 +168,7 @@ class System2Config(BaseModel):
 
     @model_validator(mode="after")
     def _policy_models_exist(self) -> System2Config:
-        return _raise(self, self._models_violation(self.policy, "policy.models"))
+        return _raise(self, self._models_violation(self.policy, "policy"))
 
     @model_validator(mode="after")
     def _rule_fits_strategy(self) -> System2Config:
@@ -193,7 +194,7 @@ class System2Config(BaseModel):
             at = f"profiles.{name}"
             served = self._served(name, profile)
             if profile.policy is not None:
-                _raise(self, self._models_violation(profile.policy, f"{at}.policy.models"))
+                _raise(self, self._models_violation(profile.policy, f"{at}.policy"))
             keys = _PlanKeys(
                 policy=f"{at}.policy" if profile.policy is not None else "policy",
                 strategy=f"{at}.strategy" if profile.strategy is not None else "strategy",
@@ -202,14 +203,28 @@ class System2Config(BaseModel):
         return self
 
     def _models_violation(self, policy: PolicyConfig, key: str) -> _RuleViolation | None:
+        """Models the policy at ``key`` names but the config does not declare; reported at
+        ``key.models``, or for ``compute_aware`` at ``key.arms`` naming the arms."""
+        declared = ", ".join(sorted(self.models))
+        if isinstance(policy, ComputeAwarePolicyConfig):
+            stray = {a.name: a.model for a in policy.arms if a.model not in self.models}
+            if not stray:
+                return None
+            return _RuleViolation(
+                f"{key}.arms",
+                stray,
+                f"arm(s) {', '.join(map(repr, stray))} name model(s) "
+                f"{', '.join(map(repr, dict.fromkeys(stray.values())))} that are not declared "
+                f"under 'models' (declared: {declared})",
+            )
         unknown = [m for m in policy.models if m not in self.models]
         if not unknown:
             return None
         return _RuleViolation(
-            key,
+            f"{key}.models",
             list(policy.models),
             f"policy names model(s) {', '.join(map(repr, unknown))} that are not declared "
-            f"under 'models' (declared: {', '.join(sorted(self.models))})",
+            f"under 'models' (declared: {declared})",
         )
 
     def _strategy_violation(

@@ -48,12 +48,26 @@ def test_policies_exports_every_policy_with_its_config() -> None:
         "RandomSubsetPolicyConfig", "RoundRobinPolicy", "RoundRobinPolicyConfig",
         "SelectLLMPolicy", "SelectLLMPolicyConfig", "PolicyConfig", "PolicyBuildError",
         "POLICY_BUILDERS", "policy_strategy",
+        "ComputeAwarePolicy", "ComputeAwarePolicyConfig", "ArmConfig",
     }  # fmt: skip
     assert expected <= set(policies.__all__)
     assert sorted(policies.__all__) == sorted(set(policies.__all__))
     assert "QueryRouter" not in policies.__all__
     assert issubclass(policies.FixedPolicy, policies.ConstantPolicy)
     assert issubclass(policies.PolicyBuildError, ValueError)
+
+
+def test_compute_aware_policy_is_public_and_buildable_by_kind() -> None:
+    """The compute-aware policy, its config and its arms are the same objects from
+    ``policies`` and ``policies.selectllm``; ``kind: compute_aware`` has a builder."""
+    from policies import selectllm
+
+    for name in ("ComputeAwarePolicy", "ComputeAwarePolicyConfig", "ArmConfig"):
+        assert name in selectllm.__all__
+        assert getattr(policies, name) is getattr(selectllm, name)
+    assert issubclass(policies.ComputeAwarePolicy, policies.RoutingPolicy)
+    assert policies.ComputeAwarePolicyConfig.model_fields["kind"].default == "compute_aware"
+    assert "compute_aware" in policies.POLICY_BUILDERS
 
 
 def test_system2_is_the_front_door() -> None:
