@@ -5,12 +5,22 @@ budget of ``step_beam`` and ``metastable`` (so all three spend about the same). 
 accuracy, generated tokens and wall seconds per item, and for metastable the graph
 statistics (nodes, clusters, sparse edges per query). Each accuracy carries its 95%
 Wilson interval, and each search is compared with SC@k on the same items (fixed, broken,
-exact McNemar p). Resumable run files go under ``results/runs/``; the table to
-``results/search.json``. ``--from-runs`` rebuilds the table, JSON and plot from the stored
-run files without loading a model.
+exact McNemar p); ``tokens_vs_sc`` is a row's mean generated tokens over SC@k's, so
+"equal tokens" can be checked rather than assumed. Resumable run files go under
+``results/runs/``; the table to ``results/search.json``. ``--from-runs`` rebuilds the
+table, JSON and plot from the stored run files without loading a model.
+
+``--verifier DIR`` (a ``trunk_head`` or ``llm2`` directory written by ``system2 verifier
+train``) adds ``step_beam_verifier`` and ``metastable_verifier``: the same searches at the
+same budget with ``value: verifier``, a path's value read from the verifier's step scores
+instead of the model's own confidence. Steps are scored by a transformers copy of the
+generator with the verifier attached (``token_step_verifier``): the generator itself on
+``--engine transformers``, a second, scoring-only load on ``--engine vllm`` (whose engine
+keeps its verifier out of reach). Their run headers record the verifier directory and
+kind, so a rerun with another verifier is refused rather than mixed in.
 
 Run: python -m benchmarks.search [--datasets gsm_symbolic chain_sum] [--limit 20] [--k 6]
-     [--engine vllm] [--embedding-merge] [--from-runs]
+     [--engine vllm] [--embedding-merge] [--verifier DIR] [--from-runs]
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import argparse
 import asyncio
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from statistics import fmean
 from typing import Any
@@ -48,7 +59,21 @@ from orchestrator import (
 )
 from policies import FixedPolicy
 from system2.evaluation import RunSummary, load_dataset, read_records, run_eval, summarize
-from workers.base import Worker
+from workers.base import StepVerifier, Worker
+from workers.verifier.trunk_kinds import saved_verifier_kind
+
+__all__ = [
+    "VERIFIER_SUFFIX",
+    "against_baseline",
+    "search_plan",
+    "search_row",
+    "verifier_dir",
+    "verifier_fields",
+    "with_token_ratio",
+]
+
+VERIFIER_SUFFIX = "_verifier"
+"""What a search's row name gains when its paths are valued by the verifier."""
 
 
 def graph_stats(path: Path) -> dict[str, float]:
@@ -68,38 +93,74 @@ def run_file(dataset: str, name: str, args: argparse.Namespace) -> Path:
     return RESULTS / "runs" / f"search_{dataset}_{name}{engine_suffix(args)}.jsonl"
 
 
+def search_row(
+    dataset: str, name: str, summary: RunSummary, correct: Mapping[str, bool]
+) -> dict[str, Any]:
+    """One table row from a run's summary and its per-item correctness."""
+    return {
+        "dataset": dataset,
+        "strategy": name,
+        "value": "verifier" if name.endswith(VERIFIER_SUFFIX) else "confidence",
+        "items": summary.n,
+        "accuracy": summary.accuracy,
+        "accuracy_ci": accuracy_ci(correct),
+        "tokens_mean": summary.completion_tokens_mean,
+        "seconds_mean": summary.seconds_mean,
+        "failures": summary.failures,
+    }
+
+
 async def run_one(
     name: str,
     dataset: str,
     strategy: StrategyConfig,
     worker: Worker | None,
     args: argparse.Namespace,
+    verifier: StepVerifier | None = None,
 ) -> tuple[dict[str, Any], float]:
-    """Run (or resume) one strategy on one data set; with no worker, read its stored run
-    file instead. Its row and its mean generated tokens per item."""
+    """Run (or resume) one strategy on one data set (``verifier``: the step verifier, for
+    ``value: verifier``); with no worker, read its stored run file instead. Its row and its
+    mean generated tokens per item."""
     out = run_file(dataset, name, args)
     summary: RunSummary
     if worker is None:
         summary = summarize(list(read_records(out)[1].values()))
     else:
         items = load_dataset(dataset, limit=args.limit, seed=args.seed)
-        orch = Orchestrator({args.model: worker}, FixedPolicy((args.model,), strategy))
+        policy = FixedPolicy((args.model,), strategy)
+        orch = Orchestrator({args.model: worker}, policy, step_verifier=verifier)
         run_config = {"dataset": dataset, "limit": args.limit, "seed": args.seed,
                       "model": args.model, "strategy": strategy.model_dump(),
-                      **engine_fields(args)}  # fmt: skip
+                      **engine_fields(args), **verifier_fields(strategy, args)}  # fmt: skip
         summary = await run_eval(items, orch.answer, out, run_config=run_config)
-    row: dict[str, Any] = {
-        "dataset": dataset,
-        "strategy": name,
-        "items": summary.n,
-        "accuracy": summary.accuracy,
-        "accuracy_ci": accuracy_ci(item_correctness(out)),
-        "tokens_mean": summary.completion_tokens_mean,
-        "seconds_mean": summary.seconds_mean,
-        "failures": summary.failures,
-        **graph_stats(out),
-    }
+    row = {**search_row(dataset, name, summary, item_correctness(out)), **graph_stats(out)}
     return row, summary.completion_tokens_mean
+
+
+def verifier_fields(strategy: StrategyConfig, args: argparse.Namespace) -> dict[str, str]:
+    """What the run header of a search valued by the verifier gains: the verifier used."""
+    if getattr(strategy, "value", None) != "verifier":
+        return {}
+    return {"verifier": str(args.verifier), "verifier_kind": saved_verifier_kind(args.verifier)}
+
+
+def search_plan(args: argparse.Namespace, budget: int) -> list[tuple[str, StrategyConfig]]:
+    """The searches to run at ``budget`` generated tokens per item: step beam and
+    metastable (and metastable with embedding merging, if asked), then, with a verifier (or
+    when rebuilding from stored runs), each of the first two again with ``value:
+    verifier``, otherwise identical."""
+    common = {"budget_tokens": budget, "max_tokens": args.max_tokens, "temperature": 0.7,
+              "seed": args.sample_seed}  # fmt: skip
+    beam = StepBeamConfig(beam_width=3, expansions=2, **common)
+    meta = MetastableConfig(seed_paths=max(2, args.k // 2), **common)
+    plan: list[tuple[str, StrategyConfig]] = [("step_beam", beam), ("metastable", meta)]
+    if args.embedding_merge:
+        plan.append(("metastable_embedding", meta.model_copy(update={"merge": "embedding"})))
+    if args.verifier is not None or args.from_runs:
+        for name, config in list(plan[:2]):
+            valued = config.model_copy(update={"value": "verifier"})
+            plan.append((name + VERIFIER_SUFFIX, valued))
+    return plan
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -123,45 +184,80 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def against_sc(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[Comparison]:
-    """Each search against SC@k on the same data set's items."""
-    baseline = f"sc{args.k}"
+def against_baseline(
+    baseline: str, runs: Mapping[str, Mapping[str, Mapping[str, bool]]]
+) -> list[Comparison]:
+    """Every run against ``baseline`` on the same data set's items; ``runs``: data set ->
+    run name -> item id -> correct (a data set without the baseline is skipped)."""
     out = []
-    for dataset in dict.fromkeys(r["dataset"] for r in rows):
-        sc = (baseline, item_correctness(run_file(dataset, baseline, args)))
-        for r in rows:
-            if r["dataset"] == dataset and r["strategy"] != baseline:
-                method = item_correctness(run_file(dataset, r["strategy"], args))
-                out.append(Comparison.of(dataset, sc, (r["strategy"], method)))
+    for dataset, by_name in runs.items():
+        if baseline not in by_name:
+            continue
+        for name, correct in by_name.items():
+            if name != baseline:
+                out.append(Comparison.of(dataset, (baseline, by_name[baseline]), (name, correct)))
     return out
 
 
+def with_token_ratio(rows: list[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
+    """``rows`` with ``tokens_vs_sc``: mean generated tokens over the ``baseline`` row's of
+    the same data set (None where it has none, or spent none)."""
+    spent = {r["dataset"]: r["tokens_mean"] for r in rows if r["strategy"] == baseline}
+    out = []
+    for r in rows:
+        base = spent.get(r["dataset"])
+        out.append({**r, "tokens_vs_sc": r["tokens_mean"] / base if base else None})
+    return out
+
+
+def against_sc(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[Comparison]:
+    """Each search against SC@k on the same data set's items (read from the run files)."""
+    runs: dict[str, dict[str, Mapping[str, bool]]] = {}
+    for r in rows:
+        path = run_file(r["dataset"], r["strategy"], args)
+        runs.setdefault(r["dataset"], {})[r["strategy"]] = item_correctness(path)
+    return against_baseline(f"sc{args.k}", runs)
+
+
+def load_generator(args: argparse.Namespace) -> tuple[Worker, StepVerifier | None, list[Worker]]:
+    """The generator, the step verifier (with ``--verifier``) and every worker to close."""
+    if args.verifier is None:
+        worker = load_worker(args.model, args)
+        return worker, None, [worker]
+    from workers.transformers_worker import TransformersWorker
+
+    scorer = TransformersWorker.load(
+        args.model, model_name=args.model, threads=args.threads, verifier=args.verifier
+    )
+    if args.engine == "transformers":  # generating with a verifier attached is unchanged
+        return scorer, scorer.token_step_verifier(), [scorer]
+    return load_worker(args.model, args), scorer.token_step_verifier(), [scorer]
+
+
 async def run(args: argparse.Namespace) -> None:
-    worker = None if args.from_runs else load_worker(args.model, args)
+    generator: Worker | None = None
+    verifier: StepVerifier | None = None
+    workers: list[Worker] = []
+    if not args.from_runs:
+        generator, verifier, workers = load_generator(args)
+    baseline = f"sc{args.k}"
     rows = []
     try:
         for dataset in args.datasets:
             sc = SelfConsistencyConfig(n=args.k, temperature=0.7, max_tokens=args.max_tokens,
                                        seed=args.sample_seed)  # fmt: skip
-            row, sc_tokens = await run_one(f"sc{args.k}", dataset, sc, worker, args)
+            row, sc_tokens = await run_one(baseline, dataset, sc, generator, args)
             rows.append(row)
             budget = math.ceil(sc_tokens)
-            common = {"budget_tokens": budget, "max_tokens": args.max_tokens,
-                      "temperature": 0.7, "seed": args.sample_seed}  # fmt: skip
-            beam = StepBeamConfig(beam_width=3, expansions=2, **common)
-            meta = MetastableConfig(seed_paths=max(2, args.k // 2), **common)
-            searches: list[tuple[str, StrategyConfig]] = [("step_beam", beam), ("metastable", meta)]
-            if args.embedding_merge:
-                merged = meta.model_copy(update={"merge": "embedding"})
-                searches.append(("metastable_embedding", merged))
-            for name, strategy in searches:
+            for name, strategy in search_plan(args, budget):
                 if args.from_runs and not run_file(dataset, name, args).exists():
                     continue
-                row, _ = await run_one(name, dataset, strategy, worker, args)
+                row, _ = await run_one(name, dataset, strategy, generator, args, verifier)
                 rows.append({**row, "budget_tokens": budget})
     finally:
-        if worker is not None:
+        for worker in workers:
             await worker.close()
+    rows = with_token_ratio(rows, baseline)
     plot_path = RESULTS / "search.png"
     plot(rows, plot_path)
     previous = RESULTS / "search.json"
@@ -177,10 +273,21 @@ async def run(args: argparse.Namespace) -> None:
             "seed": args.seed,
             "k": args.k,
             "engine": args.engine,
+            "verifier": None if args.verifier is None else str(args.verifier),
             "plot": str(plot_path),
         },
         title=f"Search at equal token budget, {args.model}, {args.limit} items per data set",
+        results=RESULTS,
     )
+
+
+def verifier_dir(value: str) -> Path:
+    """``--verifier``: a directory holding a saved verifier of a known kind."""
+    try:
+        saved_verifier_kind(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return Path(value)
 
 
 def main() -> None:
@@ -194,6 +301,11 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=320)
     parser.add_argument(
         "--embedding-merge", action="store_true", help="also metastable with embedding merging"
+    )
+    parser.add_argument(
+        "--verifier",
+        type=verifier_dir,
+        help="a trunk_head or llm2 verifier directory: also the searches with value: verifier",
     )
     parser.add_argument(
         "--from-runs", action="store_true", help="rebuild the outputs from the stored run files"
