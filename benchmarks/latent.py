@@ -93,7 +93,23 @@ def add_wall_time(path: Path, seconds: float) -> float:
 async def run_arm(
     arm: str, model: str, thoughts: int, items: list[EvalItem], args: argparse.Namespace
 ) -> None:
-    """Answer every item with one arm's model into its run file (resumable)."""
+    """Answer every item with one arm's model into its run file (resumable; an arm whose
+    file already holds every item loads no model)."""
+    out = run_file(arm, args.results)
+    run_config = {
+        "arm": arm,
+        "model": model,
+        "thoughts": thoughts,
+        "dataset": "gsm_symbolic",
+        "limit": args.limit,
+        "seed": args.seed,
+        "max_tokens": args.max_tokens,
+    }
+    if out.exists():
+        header, done = read_records(out)
+        same = header is not None and all(header.get(k) == v for k, v in run_config.items())
+        if same and all(item.id in done for item in items):
+            return
     worker: Worker = TransformersWorker.load(model, model_name=arm, threads=args.threads)
     if thoughts:
         worker = ThoughtBudget(worker, thoughts)
@@ -112,16 +128,6 @@ async def run_arm(
         done["latent_tokens"] = latent.pop(item.id, 0)
         return done
 
-    out = run_file(arm, args.results)
-    run_config = {
-        "arm": arm,
-        "model": model,
-        "thoughts": thoughts,
-        "dataset": "gsm_symbolic",
-        "limit": args.limit,
-        "seed": args.seed,
-        "max_tokens": args.max_tokens,
-    }
     started = time.perf_counter()
     try:
         await run_eval(
@@ -195,10 +201,11 @@ def goal(rows: list[dict[str, Any]], comparisons: list[Comparison]) -> dict[str,
 
 async def run(args: argparse.Namespace) -> None:
     arms = [a for a in ARMS if not args.only or a in args.only]
-    dropped = None
+    dropped = evaluated = None
     if not args.from_runs:
         models = arm_models(args.pipeline)
         items, dropped = held_out_items(args)
+        evaluated = len(items)
         for arm in arms:
             if arm in models:
                 await run_arm(arm, *models[arm], items, args)
@@ -216,12 +223,14 @@ async def run(args: argparse.Namespace) -> None:
         summary={
             "pipeline": str(args.pipeline),
             "items": args.limit,
+            "evaluated_items": evaluated,
             "seed": args.seed,
             "dropped_as_training_questions": dropped,
             "goal": goal(rows, comparisons),
             "training_budget": PipelineLayout(args.pipeline).budget(),
         },
-        title=f"GSM-Symbolic, latent reasoning, {args.limit} items, seed {args.seed}",
+        title=f"GSM-Symbolic, latent reasoning, {args.limit} items less training questions, "
+        f"seed {args.seed}",
     )
 
 
