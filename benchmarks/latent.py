@@ -229,8 +229,7 @@ async def run(args: argparse.Namespace) -> None:
             "goal": goal(rows, comparisons),
             "training_budget": PipelineLayout(args.pipeline).budget(),
         },
-        title=f"GSM-Symbolic, latent reasoning, {args.limit} items less training questions, "
-        f"seed {args.seed}",
+        title=f"GSM-Symbolic, latent reasoning, {evaluated or args.limit} items, seed {args.seed}",
     )
 
 
