@@ -1,4 +1,11 @@
-"""``system2 verifier``: the LLM2 token verifier loop, synthesize -> train -> eval.
+"""``system2 verifier``: the token verifier loop, synthesize -> train -> eval.
+
+Two triplet sources (``synthesize --source``: ``rollouts``, or ``paths`` reusing the
+candidates of run files) and two verifier kinds (``train --kind``: ``llm2``, a copy of the
+generator, or ``trunk_head``, a head on its hidden states). ``train --source`` checks the
+triplets' source and the saved verifier records it; ``eval --kind / --source`` choose
+among the given verifiers (``verifier_eval_cmd``). ``synthesize`` has no ``--kind``: one
+triplets file trains either kind.
 
 The generator is ``--model`` (a catalog name or a local directory, run in-process), or a
 model of a ``--config`` (``--name``; default: the policy's first model), or, with neither,
@@ -15,21 +22,23 @@ import typer
 from rich.table import Table
 
 from system2.cli.output import console, fail
-from system2.cli.verifier_generator import load_generator, token_step_verifier_of
+from system2.cli.verifier_eval_cmd import eval_
+from system2.cli.verifier_generator import load_generator
+from system2.cli.verifier_triplets_cmd import path_triplets, paths_triplets, print_stats
 from system2.resumable_run import run_progress
 
 if TYPE_CHECKING:
-    from orchestrator.aggregation.verifier_vote import PathAggregate
-    from system2.pipelines.verifier_triplets import SynthesisStats
     from workers.verifier import TrainableMode, VerifierKind
     from workers.verifier.train import TrainingMetrics
 
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="LLM2 token verifier: synthesize triplets, train the verifier, evaluate guidance.",
+    help="Token verifier: synthesize triplets, train the verifier, evaluate guidance.",
     no_args_is_help=True,
 )
+app.command("eval")(eval_)
+app.command("triplets-from-runs")(paths_triplets)
 
 DatasetArg = Annotated[str, typer.Argument(help="gsm_symbolic or another numeric task")]
 ConfigOpt = Annotated[
@@ -49,6 +58,20 @@ ThreadsOpt = Annotated[int | None, typer.Option(min=1, help="torch CPU threads (
 def synthesize(
     out: Annotated[Path, typer.Option(help="triplets file (JSONL); rerun to resume")],
     dataset: DatasetArg = "gsm_symbolic",
+    source: Annotated[
+        str,
+        typer.Option(
+            help="rollouts (explore and roll out; generates) | paths (where --runs' right "
+            "and wrong candidates part; no generation)"
+        ),
+    ] = "rollouts",
+    runs: Annotated[
+        list[Path] | None,
+        typer.Option(help="paths: run files with per-candidate texts (repeatable)"),
+    ] = None,
+    max_per_item: Annotated[
+        int, typer.Option(min=0, help="paths: triplets kept per question (0: no cap)")
+    ] = 8,
     config: ConfigOpt = None,
     name: NameOpt = None,
     model: ModelOpt = None,
@@ -65,7 +88,9 @@ def synthesize(
     positions: Annotated[int, typer.Option(min=1, help="positions per reference")] = 4,
     alternatives: Annotated[int, typer.Option(min=1, help="alternatives per position")] = 3,
     rollouts: Annotated[int, typer.Option(min=1, help="rollouts per token")] = 4,
-    margin: Annotated[float, typer.Option(help="negative if acc <= gold acc - margin")] = 0.5,
+    margin: Annotated[
+        float, typer.Option(help="negative if acc <= gold acc - margin (paths: branch accs.)")
+    ] = 0.5,
     threshold: Annotated[float, typer.Option(help="explore where p(gold) < threshold")] = 0.9,
     alpha: Annotated[float, typer.Option(help="alternatives need p >= alpha * max p")] = 0.1,
     plausible_gold: Annotated[
@@ -80,10 +105,26 @@ def synthesize(
         bool, typer.Option(help="resume a run file written by another version or revision")
     ] = False,
 ) -> None:
-    """Explore token alternatives of correct solutions; write (position, x+, x-) triplets."""
+    """Write (position, x+, x-) triplets: from rollouts of token alternatives of correct
+    solutions, or (--source paths) from where sampled right and wrong paths part; the
+    item and generation options then do not apply (items and prompts come from the runs)."""
     from system2.evaluation import load_dataset
     from system2.pipelines.verifier_triplets import ExplorationSettings, synthesize_triplets
 
+    if source == "paths":
+        path_triplets(
+            runs or [],
+            out,
+            model=model,
+            margin=margin,
+            max_per_item=max_per_item,
+            allow_mixed=allow_mixed,
+        )
+        return
+    if source != "rollouts":
+        raise fail(f"unknown --source {source!r}: rollouts or paths")
+    if runs:
+        raise fail("--runs is for --source paths; rollouts generate their own samples")
     try:
         settings = ExplorationSettings(
             references=references,
@@ -105,7 +146,7 @@ def synthesize(
         raise fail(exc) from None
     gen = load_generator(config, name, model, threads)
     # No limit here: a later run with a larger --limit extends the same file.
-    run_config = {"dataset": dataset, "seed": seed, **gen.described}
+    run_config = {"dataset": dataset, "seed": seed, "source": "rollouts", **gen.described}
 
     async def run() -> None:
         try:
@@ -123,58 +164,12 @@ def synthesize(
             )
         finally:
             await gen.worker.close()
-        _print_stats(stats, f"triplets: {out.name}")
+        print_stats(stats, f"triplets: {out.name}")
 
     try:
         asyncio.run(run())
     except ValueError as exc:  # a triplets file made with other settings
         raise fail(exc) from None
-
-
-def _print_stats(stats: SynthesisStats, title: str) -> None:
-    table = Table(title=title, show_header=False)
-    for key, value in vars(stats).items():
-        table.add_row(
-            key.replace("_", " "), f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"
-        )
-    console.print(table)
-
-
-@app.command("triplets-from-runs")
-def paths_triplets(
-    runs: Annotated[
-        list[Path], typer.Argument(help="run files of `system2 eval` with per-candidate texts")
-    ],
-    out: Annotated[Path, typer.Option(help="triplets file (JSONL); rerun to resume")],
-    model: Annotated[
-        str | None,
-        typer.Option("--model", "-m", help="generator whose tokenizer to use (default: the runs')"),
-    ] = None,
-    margin: Annotated[
-        float, typer.Option(help="a triplet needs branch accuracies apart by >= margin")
-    ] = 0.5,
-    max_per_item: Annotated[
-        int, typer.Option(min=0, help="triplets kept per question (0: no cap)")
-    ] = 8,
-    allow_mixed: Annotated[
-        bool, typer.Option(help="resume a triplets file written by another version or revision")
-    ] = False,
-) -> None:
-    """Triplets without rollouts: where a right and a wrong sampled path of one question
-    part, the tokens they took there (no generation: the runs' samples are reused)."""
-    from system2.pipelines.verifier_triplets.from_paths import PathSettings
-    from system2.pipelines.verifier_triplets.from_paths_runs import triplets_from_runs
-
-    try:
-        settings = PathSettings(margin=margin, max_per_item=max_per_item)
-        stats = asyncio.run(
-            triplets_from_runs(
-                runs, out, model=model, settings=settings, allow_mixed=allow_mixed, console=console
-            )
-        )
-    except (OSError, ValueError) as exc:
-        raise fail(exc) from None
-    _print_stats(stats, f"path triplets: {out.name}")
 
 
 @app.command()
@@ -188,6 +183,10 @@ def train(
     kind: Annotated[
         str, typer.Option(help="llm2 (a copy of the generator) | trunk_head (a head on its states)")
     ] = "llm2",
+    source: Annotated[
+        str | None,
+        typer.Option(help="refuse triplets from another source than this: rollouts, paths"),
+    ] = None,
     rank: Annotated[int, typer.Option(min=1, help="the trunk head's rank")] = 16,
     mode: Annotated[
         str, typer.Option(help="llm2: head | last_layers | full | lora")
@@ -209,14 +208,19 @@ def train(
 
     ``--kind trunk_head`` trains a low-rank head on the frozen generator's hidden states
     (one forward pass per sequence, then cheap epochs); ``eval`` and configs load either
-    kind from the directory."""
+    kind from the directory. The triplets' source (and cost) goes into metrics.json."""
+    from system2.evaluation.verifier_provenance import (
+        TRIPLET_SOURCES,
+        record_training_data,
+        triplets_source,
+    )
     from system2.pipelines.verifier_training import (
         NoTripletsError,
         TrainingSetupError,
         prepare_training,
         recorded_generator,
     )
-    from system2.pipelines.verifier_triplets import read_triplets
+    from system2.pipelines.verifier_triplets import read_triplets, triplet_stats
     from workers.verifier import TrainSettings
 
     if mode not in ("head", "last_layers", "full", "lora"):
@@ -225,8 +229,13 @@ def train(
         raise fail(f"unknown kind {kind!r}: llm2 or trunk_head")
     try:
         header, records = read_triplets(triplets)
+        found = triplets_source(header, triplets)
     except (OSError, ValueError) as exc:
         raise fail(exc) from None
+    if source is not None and source not in TRIPLET_SOURCES:
+        raise fail(f"unknown --source {source!r}: {', '.join(TRIPLET_SOURCES)}")
+    if source is not None and source != found:
+        raise fail(f"{triplets} holds triplets from {found}, not from {source} (--source)")
     generator = model or recorded_generator(header)
     if not generator:
         raise fail(f"{triplets}: no generator recorded; pass --model")
@@ -262,6 +271,8 @@ def train(
             bar.update(task, completed=step, total=steps, description=f"loss {loss:.4f}")
 
         metrics = training.run(out, on_step=on_step)
+    stats = vars(triplet_stats(records.values()))
+    record_training_data(out, triplets=triplets, source=found, stats=stats)
     _print_training(metrics)
     console.print(f"verifier written to {out}", highlight=False)
 
@@ -284,108 +295,3 @@ def _print_training(metrics: TrainingMetrics) -> None:
             f"{e.seconds:.1f}",
         )
     console.print(table)
-
-
-@app.command("eval")
-def eval_(
-    verifier: Annotated[Path, typer.Option(help="directory written by `verifier train`")],
-    out_dir: Annotated[Path, typer.Option(help="one run file per mode; rerun to resume")],
-    dataset: DatasetArg = "gsm_symbolic",
-    config: ConfigOpt = None,
-    name: NameOpt = None,
-    model: ModelOpt = None,
-    threads: ThreadsOpt = None,
-    limit: Annotated[int, typer.Option(min=1, help="items")] = 20,
-    seed: Annotated[
-        int, typer.Option(help="seed of the items: keep it away from the training seeds")
-    ] = 1000,
-    modes: Annotated[
-        str, typer.Option(help="comma-separated: greedy,guided_greedy,sc,guided_sc")
-    ] = "greedy,guided_greedy,sc,guided_sc",
-    k: Annotated[int, typer.Option(min=1, help="samples of the SC modes")] = 5,
-    beta: Annotated[float, typer.Option(min=0.0)] = 0.25,
-    alpha: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.1,
-    top_k: Annotated[int, typer.Option(min=0, help="most candidates per step")] = 10,
-    temperature: Annotated[float, typer.Option(min=0.0, help="of the SC modes")] = 0.7,
-    max_tokens: Annotated[int, typer.Option(min=1)] = 512,
-    sample_seed: Annotated[int, typer.Option(help="seed of the SC samples")] = 0,
-    concurrency: Annotated[int, typer.Option(min=1, help="items in flight at once")] = 1,
-    verifier_vote: Annotated[
-        bool,
-        typer.Option(help="also re-vote each SC mode's candidates weighted by the verifier"),
-    ] = True,
-    vote_aggregate: Annotated[
-        str, typer.Option(help="path score from step scores: min, mean, last")
-    ] = "min",
-    allow_mixed: Annotated[
-        bool, typer.Option(help="resume run files written by another version or revision")
-    ] = False,
-) -> None:
-    """Greedy vs guided greedy and SC@k vs guided SC@k on the same items (and, with
-    --verifier-vote, each SC mode's candidates voting with the token verifier's step
-    scores); print the table."""
-    from system2.evaluation import load_dataset
-    from system2.evaluation.guided import (
-        GUIDED_MODES,
-        GuidedComparison,
-        GuidedMode,
-        compare_guided,
-        print_guided,
-    )
-
-    if vote_aggregate not in ("min", "mean", "last"):
-        raise fail(f"unknown --vote-aggregate {vote_aggregate!r}; known: min, mean, last")
-    aggregate = cast("PathAggregate", vote_aggregate)
-    chosen: list[GuidedMode] = []
-    for mode in (m.strip() for m in modes.split(",") if m.strip()):
-        if mode not in GUIDED_MODES:
-            raise fail(f"unknown mode {mode!r}; known: {', '.join(GUIDED_MODES)}")
-        chosen.append(mode)
-    try:
-        settings = GuidedComparison(
-            beta=beta,
-            alpha=alpha,
-            top_k=top_k,
-            k=k,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            seed=sample_seed,
-        )
-        for mode in chosen:
-            settings.strategy(mode)  # invalid combinations fail before the model loads
-        items = load_dataset(dataset, limit=limit, seed=seed)
-    except ValueError as exc:
-        raise fail(exc) from None
-    gen = load_generator(config, name, model, threads, verifier=verifier)
-    run_config = {
-        "dataset": dataset,
-        "limit": limit,
-        "seed": seed,
-        "verifier": str(verifier),
-        **gen.described,
-    }
-
-    async def run() -> None:
-        try:
-            results = await compare_guided(
-                items,
-                gen.worker,
-                out_dir,
-                settings=settings,
-                modes=chosen,
-                prompts=gen.prompts,
-                run_config=run_config,
-                concurrency=concurrency,
-                console=console,
-                step_verifier=token_step_verifier_of(gen.worker) if verifier_vote else None,
-                aggregate=aggregate,
-                allow_mixed=allow_mixed,
-            )
-        finally:
-            await gen.worker.close()
-        print_guided(results, console=console)
-
-    try:
-        asyncio.run(run())
-    except ValueError as exc:  # a run file made with another config
-        raise fail(exc) from None

@@ -14,10 +14,10 @@ from system2.cli.config_file import load_cli_config
 from system2.cli.output import fail
 from system2.logging import configure_logging
 from system2.ray.config import RayWorkerConfig
-from workers.base import StepVerifier, Worker
-from workers.errors import CatalogError, UnsupportedRequest
+from workers.base import Worker
+from workers.errors import CatalogError
 
-__all__ = ["Generator", "load_generator", "token_step_verifier_of"]
+__all__ = ["Generator", "load_generator"]
 
 
 @dataclass(frozen=True)
@@ -79,12 +79,3 @@ def load_generator(
         raise fail(exc) from None
     described = {"worker": json.loads(wc.model_dump_json()), "generator": checkpoint}
     return Generator(worker, prompts, described, checkpoint)
-
-
-def token_step_verifier_of(worker: Worker) -> StepVerifier | None:
-    """The worker's attached token verifier as a step verifier (None on engines that keep
-    it out of reach, such as vLLM's engine process)."""
-    try:
-        return worker.token_step_verifier()
-    except UnsupportedRequest:
-        return None

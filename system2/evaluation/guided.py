@@ -1,16 +1,20 @@
 """System-1 vs System-2 on the same items: greedy vs verifier-guided greedy, SC@k vs guided
-SC@k, one run file per mode (each resumable, as ``run_eval`` writes them).
+SC@k, one resumable run file per mode (as ``run_eval`` writes them).
 
-All modes share one worker (the verifier attached, used only by the guided modes) and the
-same prompts, token limit, temperature, top-p and seeds, so the modes differ in guidance
-alone. A mode's verifier seconds are the guidance processor's time during this call (the
-items it ran, not any resumed from an earlier call), as reported by the worker; its
+Every mode shares the prompts, token limit, temperature, top-p and seeds, so the modes
+differ in guidance alone. ``run_mode`` runs one mode on one worker; a guided mode carries
+its verifier's label (``guided_greedy@trunk_head``, run file
+``guided_greedy@trunk_head.jsonl``), an unguided one runs without a verifier and keeps its
+plain name. A mode's verifier seconds are the guidance processor's time during this call
+(the items it ran, not any resumed from an earlier call), as reported by the worker; its
 verifier share is that over the call's wall seconds (items in flight together overlap, so
 the sum of item seconds would undercount it).
 
 ``revote_with_verifier`` adds a row per SC mode: the same candidates (read back from the
 mode's run file, nothing is sampled again) voting with weights from a step verifier, as
 ``vote: verifier`` does; its seconds are the mode's plus the verifier's.
+
+Each mode is tested against its unguided baseline (``BASELINES``; ``guided_report``).
 """
 
 from __future__ import annotations
@@ -18,12 +22,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from rich.console import Console
-from rich.table import Table
 
 from orchestrator.aggregation.verifier_vote import (
     PathAggregate,
@@ -43,20 +46,37 @@ from orchestrator.types import TaskType
 from policies.constant import FixedPolicy
 from system2.evaluation.datasets import EvalItem, score_item
 from system2.evaluation.runner import RunSummary, read_records, run_eval, summarize
+from system2.evaluation.verifier_provenance import VerifierSpec
 from workers.base import StepVerifier, Worker
 
 __all__ = [
+    "BASELINES",
     "GUIDED_MODES",
     "GuidedComparison",
     "GuidedMode",
     "ModeResult",
-    "compare_guided",
-    "print_guided",
+    "mode_name",
     "revote_with_verifier",
+    "run_mode",
 ]
 
 GuidedMode = Literal["greedy", "guided_greedy", "sc", "guided_sc"]
 GUIDED_MODES: tuple[GuidedMode, ...] = ("greedy", "guided_greedy", "sc", "guided_sc")
+
+REVOTE = "+verifier_vote"
+
+BASELINES: Mapping[str, str] = {
+    "guided_greedy": "greedy",
+    "guided_sc": "sc",
+    "sc" + REVOTE: "sc",
+    "guided_sc" + REVOTE: "sc",
+}
+"""The unguided mode each guided or re-voted mode is tested against."""
+
+
+def mode_name(base: str, verifier: VerifierSpec | None) -> str:
+    """A mode's name in tables, summaries and run files: ``base@label`` with a verifier."""
+    return base if verifier is None else f"{base}@{verifier.label}"
 
 
 @dataclass(frozen=True)
@@ -104,11 +124,22 @@ class GuidedComparison:
 
 @dataclass(frozen=True)
 class ModeResult:
+    """One mode's run: ``mode`` is its full name (``base@label`` for a verifier's),
+    ``correct`` maps each of this call's items (by id) to whether the mode got it right."""
+
     mode: str
     path: Path
     summary: RunSummary
     verifier_seconds: float | None
     wall_seconds: float | None = None  # of the items this call ran; None if it ran none
+    base: str = ""  # the mode without the verifier's label ("" : same as mode)
+    verifier: VerifierSpec | None = None
+    correct: Mapping[str, bool] = field(default_factory=dict)
+
+    @property
+    def base_mode(self) -> str:
+        """The mode without its verifier's label (``guided_sc`` of ``guided_sc@llm2``)."""
+        return self.base or self.mode
 
     @property
     def verifier_share(self) -> float | None:
@@ -118,60 +149,56 @@ class ModeResult:
         return min(1.0, self.verifier_seconds / self.wall_seconds)
 
 
-async def compare_guided(
+def _correct_by_id(records: Mapping[str, Mapping[str, Any]], ids: Sequence[str]) -> dict[str, bool]:
+    return {i: bool(records[i]["correct"]) for i in ids if i in records}
+
+
+async def run_mode(
+    mode: GuidedMode,
     items: Sequence[EvalItem],
     worker: Worker,
     out_dir: Path | str,
     *,
     settings: GuidedComparison = GuidedComparison(),
-    modes: Sequence[GuidedMode] = GUIDED_MODES,
+    verifier: VerifierSpec | None = None,
     prompts: Mapping[TaskType, PromptConfig] | None = None,
     run_config: Mapping[str, Any] | None = None,
     concurrency: int = 1,
     progress: bool = True,
     console: Console | None = None,
-    step_verifier: StepVerifier | None = None,
-    aggregate: PathAggregate = "min",
     allow_mixed: bool = False,
-) -> list[ModeResult]:
-    """Run every mode into ``out_dir/<mode>.jsonl`` and, given a ``step_verifier``, re-vote
-    each SC mode with it (``revote_with_verifier``); the worker is left open."""
-    out = Path(out_dir)
+) -> ModeResult:
+    """Run ``mode`` on ``worker`` into ``out_dir/<mode name>.jsonl`` (resumable); the
+    header records ``run_config``, the mode, its strategy, the prompts and ``verifier``."""
     name = worker.model_name
-    results = []
-    for mode in modes:
-        strategy = settings.strategy(mode)
-        orchestrator = Orchestrator({name: worker}, FixedPolicy((name,), strategy), prompts=prompts)
-        config = {
-            **(run_config or {}),
-            "model": name,
-            "mode": mode,
-            "strategy": strategy.model_dump(mode="json"),
-            "prompts": {t: p.model_dump(mode="json") for t, p in (prompts or {}).items()},
-        }
-        before, started = _verifier_seconds(worker), time.perf_counter()
-        summary = await run_eval(
-            items,
-            orchestrator.answer,
-            out / f"{mode}.jsonl",
-            run_config=config,
-            concurrency=concurrency,
-            progress=progress,
-            console=console,
-            allow_mixed=allow_mixed,
-        )
-        after, wall = _verifier_seconds(worker), time.perf_counter() - started
-        spent = None if before is None or after is None else after - before
-        results.append(ModeResult(mode, out / f"{mode}.jsonl", summary, spent, wall))
-    if step_verifier is not None:
-        for source in [r for r in results if r.mode in ("sc", "guided_sc")]:
-            results.append(
-                await revote_with_verifier(
-                    source, items, step_verifier, aggregate=aggregate, prompts=prompts
-                )
-            )
-    _write_summary(out / "summary.json", results)
-    return results
+    strategy = settings.strategy(mode)
+    orchestrator = Orchestrator({name: worker}, FixedPolicy((name,), strategy), prompts=prompts)
+    config = {
+        **(run_config or {}),
+        "model": name,
+        "mode": mode,
+        "strategy": strategy.model_dump(mode="json"),
+        "prompts": {t: p.model_dump(mode="json") for t, p in (prompts or {}).items()},
+    }
+    if verifier is not None:
+        config["verifier"] = verifier.describe()
+    full = mode_name(mode, verifier)
+    path = Path(out_dir) / f"{full}.jsonl"
+    before, started = _verifier_seconds(worker), time.perf_counter()
+    summary = await run_eval(
+        items,
+        orchestrator.answer,
+        path,
+        run_config=config,
+        concurrency=concurrency,
+        progress=progress,
+        console=console,
+        allow_mixed=allow_mixed,
+    )
+    after, wall = _verifier_seconds(worker), time.perf_counter() - started
+    spent = None if before is None or after is None else after - before
+    correct = _correct_by_id(read_records(path)[1], [item.id for item in items])
+    return ModeResult(full, path, summary, spent, wall, mode, verifier, correct)
 
 
 async def revote_with_verifier(
@@ -179,12 +206,14 @@ async def revote_with_verifier(
     items: Sequence[EvalItem],
     verifier: StepVerifier,
     *,
+    spec: VerifierSpec | None = None,
     aggregate: PathAggregate = "min",
     prompts: Mapping[TaskType, PromptConfig] | None = None,
 ) -> ModeResult:
     """``source``'s candidates re-voted with ``verifier``'s path scores, written to
-    ``<source>_verifier_vote.jsonl`` (the source's records with the new prediction, and
-    the verifier's seconds added to each item's)."""
+    ``<source base>_verifier_vote@<label>.jsonl`` (``spec`` gives the label; without it
+    ``<source>_verifier_vote.jsonl``): the source's records with the new prediction, and
+    the verifier's seconds added to each item's. Its summary covers ``items`` only."""
     header, records = read_records(source.path)
     by_id = {item.id: item for item in items}
     revoted, spent = [], 0.0
@@ -213,60 +242,27 @@ async def revote_with_verifier(
                 "verifier_vote": {"counts": vote.counts, "step_scores": scores},
             }
         )
-    path = source.path.with_name(f"{source.path.stem}_verifier_vote.jsonl")
-    revote = {"source": str(source.path), "aggregate": aggregate, "scale": verifier.scale}
+    base = source.base_mode + REVOTE
+    name = mode_name(base, spec)
+    path = source.path.with_name(f"{name.replace('+', '_')}.jsonl")
+    revote: dict[str, Any] = {
+        "source": str(source.path),
+        "aggregate": aggregate,
+        "scale": verifier.scale,
+    }
+    if spec is not None:
+        revote["verifier"] = spec.describe()
     lines = [{**(header or {}), "revote": revote}, *revoted]
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines))
-    verifier_seconds = None if source.verifier_seconds is None else source.verifier_seconds + spent
+    verifier_seconds = (source.verifier_seconds or 0.0) + spent
     wall_seconds = None if source.wall_seconds is None else source.wall_seconds + spent
+    ours = [r for r in revoted if r["id"] in by_id]
+    correct = _correct_by_id({r["id"]: r for r in ours}, list(by_id))
     return ModeResult(
-        f"{source.mode}+verifier_vote", path, summarize(revoted), verifier_seconds, wall_seconds
+        name, path, summarize(ours), verifier_seconds, wall_seconds, base, spec, correct
     )
-
-
-def _write_summary(path: Path, results: Sequence[ModeResult]) -> None:
-    path.write_text(json.dumps(_summary_json(results), indent=2) + "\n")
 
 
 def _verifier_seconds(worker: Worker) -> float | None:
     stats = worker.guidance_stats
     return stats.seconds if stats is not None else None
-
-
-def _summary_json(results: Sequence[ModeResult]) -> list[dict[str, Any]]:
-    return [
-        {
-            "mode": r.mode,
-            "file": str(r.path),
-            "items": r.summary.n,
-            "accuracy": r.summary.accuracy,
-            "completion_tokens_mean": r.summary.completion_tokens_mean,
-            "seconds_total": r.summary.seconds_total,
-            "wall_seconds": r.wall_seconds,
-            "verifier_seconds": r.verifier_seconds,
-            "verifier_share": r.verifier_share,
-            "failures": r.summary.failures,
-        }
-        for r in results
-    ]
-
-
-def print_guided(results: Sequence[ModeResult], *, console: Console | None = None) -> None:
-    """The comparison as one table, a row per mode."""
-    table = Table(title="System-1 vs System-2 (same items)")
-    longest = max((len(r.mode) for r in results), default=4)
-    table.add_column("mode", style="bold", no_wrap=True, min_width=longest)
-    for column in ("items", "accuracy", "tokens", "item s", "wall s", "verifier share"):
-        table.add_column(column, justify="right")
-    for r in results:
-        share = r.verifier_share
-        table.add_row(
-            r.mode,
-            str(r.summary.n),
-            f"{r.summary.accuracy:.1%}",
-            f"{r.summary.completion_tokens_mean:.1f}",
-            f"{r.summary.seconds_total:.1f}",
-            "-" if r.wall_seconds is None else f"{r.wall_seconds:.1f}",
-            "-" if share is None else f"{share:.0%}",
-        )
-    (console or Console()).print(table)

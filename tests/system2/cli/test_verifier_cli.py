@@ -106,9 +106,9 @@ def test_synthesize_train_eval_end_to_end(
     result = cli_runner.invoke(app, evaluate)
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
-    assert [row["mode"] for row in summary] == ["greedy", "guided_greedy"]
+    assert [row["mode"] for row in summary] == ["greedy", "guided_greedy@llm2"]
     assert summary[1]["verifier_seconds"] > 0.0
-    assert summary[0]["verifier_seconds"] == 0.0
+    assert summary[0]["verifier_seconds"] is None  # greedy runs without the verifier
     assert 0.0 < summary[1]["verifier_share"] <= 1.0
     assert summary[1]["verifier_share"] == min(
         1.0, summary[1]["verifier_seconds"] / summary[1]["wall_seconds"]
@@ -119,7 +119,7 @@ def test_synthesize_train_eval_end_to_end(
     result = cli_runner.invoke(app, sc)
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
-    assert [row["mode"] for row in summary] == ["sc", "sc+verifier_vote"]
+    assert [row["mode"] for row in summary] == ["sc", "sc+verifier_vote@llm2"]
     assert summary[1]["items"] == summary[0]["items"] == 2
     assert summary[1]["completion_tokens_mean"] == summary[0]["completion_tokens_mean"]
     assert summary[1]["verifier_seconds"] > 0.0

@@ -90,12 +90,15 @@ def test_train_a_trunk_head_and_evaluate_it(
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
     modes = [row["mode"] for row in summary]
-    assert modes == ["greedy", "guided_greedy", "guided_sc", "guided_sc+verifier_vote"]
+    assert modes == [
+        "greedy", "guided_greedy@trunk_head", "guided_sc@trunk_head",
+        "guided_sc+verifier_vote@trunk_head",
+    ]  # fmt: skip
     by_mode = {row["mode"]: row for row in summary}
-    assert by_mode["greedy"]["verifier_seconds"] == 0.0
-    assert by_mode["guided_greedy"]["verifier_seconds"] > 0.0
-    assert by_mode["guided_sc+verifier_vote"]["items"] == 2
-    revoted = Path(by_mode["guided_sc+verifier_vote"]["file"]).read_text().splitlines()
+    assert by_mode["greedy"]["verifier_seconds"] is None  # run without the head
+    assert by_mode["guided_greedy@trunk_head"]["verifier_seconds"] > 0.0
+    assert by_mode["guided_sc+verifier_vote@trunk_head"]["items"] == 2
+    revoted = Path(by_mode["guided_sc+verifier_vote@trunk_head"]["file"]).read_text().splitlines()
     for record in map(json.loads, revoted[1:]):
         assert len(record["verifier_vote"]["step_scores"]) == 3
 
