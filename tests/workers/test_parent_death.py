@@ -68,6 +68,8 @@ def parent(
         stderr=subprocess.DEVNULL,
         text=True,
         start_new_session=True,
+        # Ctrl-C must reach it even when this run inherited SIGINT ignored (a shell's `cmd &`)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     watched: dict[int, int] = {}
     assert process.stdout is not None

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,6 +41,18 @@ async def _long_task(cleaned: list[str]) -> None:
         cleaned.append("closed")
 
 
+@pytest.fixture
+def ctrl_c_delivered() -> Iterator[None]:
+    """Python's own SIGINT handler, even when this run inherited SIGINT ignored (a shell's
+    `cmd &`: Python then installs none, and Ctrl-C would never arrive)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("ctrl_c_delivered")
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_cancels_asyncio_run_and_exits_with_its_code(sig: int, code: int) -> None:
     """Inside asyncio.run, SIGTERM (like Ctrl-C) cancels the main task, whose cleanup runs,

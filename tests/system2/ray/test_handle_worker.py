@@ -136,10 +136,11 @@ async def test_a_killed_replica_is_retried_on_another_and_replaced() -> None:
     slow = RayWorkerConfig.model_validate(
         {"replica": {"kind": "scripted", "responses": ["a b c d"]}, "num_replicas": 2}
     )
-    # Each call takes 4 s; the kill comes 2 s after the calls are sent, so on a loaded machine
-    # too some are still in flight on the victim.
+    # Each call takes 4 s and a replica takes at most 4 at once, so the 8 calls fill both
+    # replicas and the kill, 2 s after they are sent, finds 4 in flight on the victim (with
+    # room for 8 per replica, the router could put all 8 on the survivor).
     words = partial(ScriptedWorker, "m", cycle_texts(["a b c d"]), token_delay_s=1.0)
-    _deploy("kill", words, replicas=2)
+    _deploy("kill", words, replicas=2, ongoing=4)
     worker = build_worker(
         "m", slow.model_copy(update={"app": "kill", "deploy": False}), cluster=RayClusterConfig()
     )
