@@ -61,6 +61,7 @@ from system2.assembly import build_worker
 from system2.config import System2Config, load_config
 from system2.evaluation import EvalItem, load_dataset
 from system2.pipelines.router_labels import collect_labels, read_labels
+from system2.resumable_run import is_settled
 from workers.embedder import SentenceEmbedder
 
 DEFAULT_DATASETS = ["gsm_symbolic", "letter_counting", "simple_equations", "chain_sum"]
@@ -91,7 +92,14 @@ async def collect(
         settings = collection_settings(arms)
         used = {name: wc for name, wc in cfg.models.items() if name in {a.model for a in arms}}
         engines = {name: wc.kind for name, wc in used.items()}
+        recorded = read_labels(out)[1]
         for name, worker_config in used.items():
+            settled = (
+                is_settled(recorded.get((i.id, name)), retry_failed=args.retry_failed)
+                for i in items
+            )
+            if all(settled):
+                continue  # no engine start for a model with nothing left to collect
             worker = build_worker(name, worker_config)
             try:
                 await collect_labels(
