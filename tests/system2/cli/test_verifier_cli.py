@@ -10,10 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 import system2.evaluation
-from orchestrator.types import Query
 from system2.cli.main import app
-from system2.evaluation.datasets import EvalItem
 from system2.pipelines.verifier_triplets import read_triplets
+from tests.system2.cli.toy_items import toy_items
 from tests.workers.verifier.byte_model import ByteTokenizer, byte_model
 from workers.transformers_worker import TransformersWorker
 from workers.verifier import TokenVerifier
@@ -42,24 +41,11 @@ def _fake_load(
     return cls(lm, ByteTokenizer(), model_name=model_name or model, verifier=attached, **kwargs)
 
 
-def _items(name: str, *, limit: int, seed: int) -> list[EvalItem]:
-    """Items whose gold rationale is the reference (a random model solves nothing)."""
-    return [
-        EvalItem(
-            id=f"toy/{seed}/{i}",
-            query=Query(id=f"toy/{seed}/{i}", text=f"What is {i} + 4?"),
-            gold=str(i + 4),
-            metadata={"rg_entry": {"metadata": {"answer_cot": f"The answer is {i + 4}."}}},
-        )
-        for i in range(limit)
-    ]
-
-
 def test_synthesize_train_eval_end_to_end(
     cli_runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(TransformersWorker, "load", classmethod(_fake_load))
-    monkeypatch.setattr(system2.evaluation, "load_dataset", _items)
+    monkeypatch.setattr(system2.evaluation, "load_dataset", toy_items)
     triplets, verifier = tmp_path / "triplets.jsonl", tmp_path / "verifier"
     synthesize = [
         "verifier", "synthesize", "toy", "--model", "tiny", "--out", str(triplets),
@@ -83,7 +69,7 @@ def test_synthesize_train_eval_end_to_end(
     result = cli_runner.invoke(app, more)
     assert result.exit_code == 0, result.output
     assert read_triplets(triplets)[1].keys() == records.keys() | {
-        _items("toy", limit=5, seed=0)[-1].id
+        toy_items("toy", limit=5, seed=0)[-1].id
     }
 
     train = [

@@ -13,26 +13,12 @@ import pytest
 from typer.testing import CliRunner
 
 import system2.evaluation
-from orchestrator.types import Query
 from system2.cli.main import app
-from system2.evaluation.datasets import EvalItem
 from system2.pipelines.verifier_triplets import from_paths_runs, read_triplets
+from tests.system2.cli.toy_items import toy_items
 from tests.workers.verifier.byte_model import ByteTokenizer, byte_model
 from workers.transformers_worker import TransformersWorker
 from workers.verifier import load_verifier
-
-
-def _items(name: str, *, limit: int, seed: int) -> list[EvalItem]:
-    """Items whose gold rationale is the reference (a random model solves nothing)."""
-    return [
-        EvalItem(
-            id=f"toy/{seed}/{i}",
-            query=Query(id=f"toy/{seed}/{i}", text=f"What is {i} + 4?"),
-            gold=str(i + 4),
-            metadata={"rg_entry": {"metadata": {"answer_cot": f"The answer is {i + 4}."}}},
-        )
-        for i in range(limit)
-    ]
 
 
 class _Loads:
@@ -84,7 +70,7 @@ def _sampled_run(path: Path) -> None:
                 ]
             },
         }
-        for i, item in enumerate(_items("toy", limit=2, seed=0))
+        for i, item in enumerate(toy_items("toy", limit=2, seed=0))
     ]
     path.write_text("".join(json.dumps(x) + "\n" for x in [header, *records]))
 
@@ -103,8 +89,8 @@ def test_two_sources_two_kinds_one_table(
     its label, and a rerun with ``--kind trunk_head`` loads and resumes only the head's."""
     loads = _Loads()
     monkeypatch.setattr(TransformersWorker, "load", classmethod(loads))
-    monkeypatch.setattr(system2.evaluation, "load_dataset", _items)
-    monkeypatch.setattr(from_paths_runs, "load_dataset", _items)
+    monkeypatch.setattr(system2.evaluation, "load_dataset", toy_items)
+    monkeypatch.setattr(from_paths_runs, "load_dataset", toy_items)
     monkeypatch.setattr(from_paths_runs, "resolve", lambda name: name)
     monkeypatch.setattr("transformers.AutoTokenizer.from_pretrained", lambda name: ByteTokenizer())
     rollouts, paths = tmp_path / "rollouts.jsonl", tmp_path / "paths.jsonl"

@@ -11,9 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 import system2.evaluation
-from orchestrator.types import Query
 from system2.cli.main import app
-from system2.evaluation.datasets import EvalItem
+from tests.system2.cli.toy_items import toy_items
 from tests.workers.verifier.byte_model import ByteTokenizer, byte_model
 from workers.transformers_worker import TransformersWorker
 from workers.verifier import TrunkHead, load_verifier, saved_verifier_kind
@@ -35,26 +34,13 @@ def _fake_load(
     return cls(lm, ByteTokenizer(), model_name=model_name or model, verifier=attached, **kwargs)
 
 
-def _items(name: str, *, limit: int, seed: int) -> list[EvalItem]:
-    """Items whose gold rationale is the reference (a random model solves nothing)."""
-    return [
-        EvalItem(
-            id=f"toy/{seed}/{i}",
-            query=Query(id=f"toy/{seed}/{i}", text=f"What is {i} + 4?"),
-            gold=str(i + 4),
-            metadata={"rg_entry": {"metadata": {"answer_cot": f"The answer is {i + 4}."}}},
-        )
-        for i in range(limit)
-    ]
-
-
 def test_train_a_trunk_head_and_evaluate_it(
     cli_runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Trains U and V on the frozen model (fingerprinted), then guides, samples guided and
     votes with the head's step scores through the same eval as the LLM2 verifier."""
     monkeypatch.setattr(TransformersWorker, "load", classmethod(_fake_load))
-    monkeypatch.setattr(system2.evaluation, "load_dataset", _items)
+    monkeypatch.setattr(system2.evaluation, "load_dataset", toy_items)
     triplets, verifier = tmp_path / "triplets.jsonl", tmp_path / "trunk"
     synthesize = [
         "verifier", "synthesize", "toy", "--model", "tiny", "--out", str(triplets),
