@@ -13,8 +13,10 @@ The pool config (``--config``, policy ``compute_aware``) declares the models and
    (``--concurrency``; vLLM engines batch them), so recorded seconds include batching.
 2. Labels per (item, arm) from the samples (``policies.selectllm.arms``: SC@k votes the
    first k samples); the arm router (MiniLM embeddings, one calibrated column per arm) is
-   trained on the training items alone (its own 60/20/20 head / calibration / validation
-   split), and so is SelectLLM's per-model router (labels: majority of all k samples).
+   trained on the training items alone (20% validation; the calibration cross-fitted over
+   ``--calibration-folds`` folds of the other 80%, since a 20% calibration split of 60
+   items is 12 points), and so is SelectLLM's per-model router (labels: majority of all k
+   samples).
 3. On the test items: each single arm; random mixing between arms (the upper concave
    envelope of the arm points); the compute-aware policy swept over its threshold and over
    its cost weight; SelectLLM's three rules and the all-models vote (pooled SC@k votes,
@@ -153,6 +155,7 @@ def train_routers(
     arms: Sequence[ArmConfig],
     results: Path,
     epochs: int,
+    calibration_folds: int | None,
 ) -> dict[str, Any]:
     """The arm router and SelectLLM's model router, trained on the training items only."""
     embedder = SentenceEmbedder.load()
@@ -162,11 +165,17 @@ def train_routers(
         seed=0,
         epochs=epochs,
         models=[a.name for a in arms],
+        calibration_folds=calibration_folds,
     )
     arm_router.training["arms"] = {a.name: a.model_dump(mode="json") for a in arms}
     arm_router.save(results / "routers" / "arms")
     model_router, model_metrics = train_router(
-        train, embedder, seed=0, epochs=epochs, models=train_header["models"]
+        train,
+        embedder,
+        seed=0,
+        epochs=epochs,
+        models=train_header["models"],
+        calibration_folds=calibration_folds,
     )
     model_router.save(results / "routers" / "mixed")
     return {
@@ -204,7 +213,8 @@ async def run(args: argparse.Namespace) -> None:
     train_header, train = await collect(cfg, train_items, runs / "routing_arms_train.jsonl", args)
     test_header, test = await collect(cfg, test_items, runs / "routing_arms_test.jsonl", args)
 
-    trained = train_routers(train_header, train, arms, args.results, args.epochs)
+    folds = args.calibration_folds or None
+    trained = train_routers(train_header, train, arms, args.results, args.epochs, folds)
     train_outcomes = arm_outcomes(train_header, train, arms)
     test_outcomes = arm_outcomes(test_header, test, arms)
     report(
@@ -270,6 +280,12 @@ def main() -> None:
     parser.add_argument("--test-seed", type=int, default=200)
     parser.add_argument("--sample-seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument(
+        "--calibration-folds",
+        type=int,
+        default=5,
+        help="cross-fit the routers' calibration over K folds (0: a held-out 20%% split)",
+    )
     parser.add_argument("--cost", choices=("seconds", "tokens"), default="seconds")
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples of test items")
     parser.add_argument("--concurrency", type=int, default=16, help="pairs in flight")

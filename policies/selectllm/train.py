@@ -15,7 +15,13 @@ Choices the paper leaves open:
   choosing the epoch). Initialisation, shuffling and dropout draw from a forked torch RNG
   seeded with ``seed``, so training is deterministic and leaves the global RNG alone.
 * Calibration: Platt scaling per model (``PlattCalibration``), fitted on the calibration
-  split only. Where it leaves a model's calibrated probability varying by less than
+  split only; or, with ``calibration_folds=K`` (for small label sets, where a 20% split
+  leaves Platt a dozen points), cross-fitted: the non-validation items are cut into K
+  folds, a head trained on the other folds scores each fold, Platt is fitted on all these
+  out-of-fold logits, and the returned head is trained on every non-validation item (as
+  scikit-learn's ``CalibratedClassifierCV(ensemble=False)``); the split then has no
+  calibration part of its own (``ItemSplit.calibration`` lists the cross-fitted items).
+  Where calibration leaves a model's calibrated probability varying by less than
   ``CONSTANT_CONFIDENCE_SPREAD`` across the calibration items (a slope near 0: the head's
   logits told calibration nothing about that model), a ``router.train.constant_confidence``
   warning names the model and its slope, and its metrics say ``constant_confidence``.
@@ -163,34 +169,58 @@ def train_router(
     dropout: float = 0.1,
     weight_decay: float = 0.01,
     models: Sequence[str] | None = None,
+    calibration_folds: int | None = None,
 ) -> tuple[QueryRouter, RouterMetrics]:
     """Fit the router head on label ``records``; returns the router and its metrics on
     held-out validation items.
 
     ``models`` fixes the pool and its order (default: the records' models, sorted).
+    ``calibration_folds`` (>= 2) cross-fits the calibration instead of holding out
+    ``calibration_fraction`` of the items (module docstring).
     """
     if epochs < 1 or hidden < 1 or lr <= 0:
         raise ValueError(f"need epochs >= 1, hidden >= 1, lr > 0 (got {epochs}, {hidden}, {lr})")
+    if calibration_folds is not None and calibration_folds < 2:
+        raise ValueError(f"calibration_folds must be at least 2, got {calibration_folds}")
     pool = tuple(models) if models is not None else tuple(sorted({r["model"] for r in records}))
     questions, labels, mask = _label_matrix(records, pool)
     ids = sorted(questions)
-    split = split_items(
-        ids, seed=seed, val_fraction=val_fraction, calibration_fraction=calibration_fraction
-    )
     embeddings = embedder.embed([questions[i] for i in ids])
     row = {item: index for index, item in enumerate(ids)}
-    train, cal, val = (
-        torch.tensor([row[i] for i in part])
-        for part in (split.train, split.calibration, split.validation)
-    )
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        head = RouterHead(embedder.dim, hidden, len(pool), dropout)
-        _fit(head, embeddings[train], labels[train], mask[train], epochs, lr, weight_decay)
-    head.eval()
+    def rows(part: Sequence[str]) -> torch.Tensor:
+        return torch.tensor([row[i] for i in part], dtype=torch.long)
+
+    def fitted_head(part: torch.Tensor) -> RouterHead:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            head = RouterHead(embedder.dim, hidden, len(pool), dropout)
+            _fit(head, embeddings[part], labels[part], mask[part], epochs, lr, weight_decay)
+        head.eval()
+        return head
+
+    if calibration_folds is None:
+        split = split_items(
+            ids, seed=seed, val_fraction=val_fraction, calibration_fraction=calibration_fraction
+        )
+        cal = rows(split.calibration)
+        head = fitted_head(rows(split.train))
+        with torch.inference_mode():
+            cal_logits = head(embeddings[cal])
+    else:
+        split = _crossfit_split(ids, seed=seed, val_fraction=val_fraction)
+        cal = rows(split.calibration)
+        cal_logits = torch.zeros(len(cal), len(pool))
+        for fold in _folds(len(cal), calibration_folds):
+            others = torch.ones(len(cal), dtype=torch.bool)
+            others[fold] = False
+            fold_head = fitted_head(cal[others])
+            with torch.no_grad():
+                cal_logits[fold] = fold_head(embeddings[cal[fold]])
+        head = fitted_head(cal)
+    val = rows(split.validation)
     with torch.inference_mode():
-        cal_logits, val_logits = head(embeddings[cal]), head(embeddings[val])
+        val_logits = head(embeddings[val])
     calibration = PlattCalibration.fit(cal_logits, labels[cal], mask[cal], pool)
     spread = _confidence_spread(calibration, cal_logits, pool)
     metrics = _metrics(
@@ -224,7 +254,8 @@ def train_router(
         training={
             "seed": seed,
             "val_fraction": val_fraction,
-            "calibration_fraction": calibration_fraction,
+            "calibration_fraction": None if calibration_folds else calibration_fraction,
+            "calibration_folds": calibration_folds,
             "epochs": epochs,
             "lr": lr,
             "hidden": hidden,
@@ -234,6 +265,31 @@ def train_router(
         },
     )
     return router, metrics
+
+
+def _crossfit_split(ids: Sequence[str], *, seed: int, val_fraction: float) -> ItemSplit:
+    """Validation as ``split_items`` cuts it; every other item both trains and (scored out
+    of fold) calibrates."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    shuffled = sorted(set(ids))
+    random.Random(seed).shuffle(shuffled)
+    n_val = max(1, round(val_fraction * len(shuffled)))
+    rest = tuple(sorted(shuffled[n_val:]))
+    if len(rest) < 2:
+        raise ValueError(
+            f"{len(shuffled)} labelled item(s) leave {len(rest)} to cross-fit after "
+            f"{n_val} validation item(s): need at least 2"
+        )
+    return ItemSplit(train=rest, calibration=rest, validation=tuple(sorted(shuffled[:n_val])))
+
+
+def _folds(n: int, k: int) -> list[torch.Tensor]:
+    """``min(k, n)`` folds of ``range(n)`` by position modulo the fold count: over rows in
+    sorted id order, each fold takes every k-th id, so ids with a shared prefix (a data
+    set) spread over all folds."""
+    k = min(k, n)
+    return [torch.arange(f, n, k) for f in range(k)]
 
 
 def _confidence_spread(

@@ -110,6 +110,14 @@ def train(
     calibration_fraction: Annotated[
         float, typer.Option(min=0.01, max=0.99, help="items held out to calibrate on")
     ] = 0.2,
+    calibration_folds: Annotated[
+        int | None,
+        typer.Option(
+            min=2,
+            help="cross-fit the calibration over K folds of the non-validation items instead "
+            "of holding out --calibration-fraction (for small label sets)",
+        ),
+    ] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 100,
     lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
     hidden: Annotated[int, typer.Option(min=1)] = 256,
@@ -146,6 +154,7 @@ def train(
             seed=seed,
             val_fraction=val_fraction,
             calibration_fraction=calibration_fraction,
+            calibration_folds=calibration_folds,
             epochs=epochs,
             lr=lr,
             hidden=hidden,
@@ -156,7 +165,7 @@ def train(
     if arm_specs is not None:
         router.training["arms"] = arm_specs
     router.save(out)
-    _print_metrics(metrics)
+    _print_metrics(metrics, calibration_folds)
     console.print(f"router written to {out}", highlight=False)
 
 
@@ -198,10 +207,16 @@ def _print_label_stats(stats: dict[str, LabelStats]) -> None:
     console.print(table)
 
 
-def _print_metrics(metrics: RouterMetrics) -> None:
+def _print_metrics(metrics: RouterMetrics, calibration_folds: int | None = None) -> None:
+    n = metrics.calibration_items
+    calibrated = (
+        f"calibrated on the same {n} out of fold ({calibration_folds} folds)"
+        if calibration_folds
+        else f"calibrated on {metrics.calibration_items}"
+    )
     table = Table(
         title=f"validation ({metrics.val_items} held-out items; head trained on "
-        f"{metrics.train_items}, calibrated on {metrics.calibration_items})"
+        f"{metrics.train_items}, {calibrated})"
     )
     table.add_column("model", style="bold", no_wrap=True)
     for column in ("n", "right", "accuracy", "precision", "recall", "F1", "slope", "spread"):

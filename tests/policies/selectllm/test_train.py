@@ -247,6 +247,15 @@ def test_cli_train_prints_split_sizes_and_constant_confidence(
     assert meta["training"]["calibration_fraction"] == 0.25
     assert meta["metrics"]["calibration_items"] == 10
 
+    result = cli_runner.invoke(app, [*args, "--calibration-folds", "4"])
+    assert result.exit_code == 0, result.output
+    assert "8 held-out items; head trained on 32, calibrated on the same 32 out of fold" in (
+        " ".join(result.output.split())
+    )
+    meta = json.loads((tmp_path / "r" / "router.json").read_text())
+    assert meta["training"]["calibration_folds"] == 4
+    assert cli_runner.invoke(app, [*args, "--calibration-folds", "1"]).exit_code == 2
+
 
 def test_cli_train_refuses_fractions_that_leave_nothing_to_train_on(
     tmp_path: Path, cli_runner: CliRunner, monkeypatch: pytest.MonkeyPatch
@@ -265,3 +274,52 @@ def test_cli_train_refuses_fractions_that_leave_nothing_to_train_on(
     )
     assert result.exit_code == 2
     assert "must be below 1" in result.output
+
+
+# --- cross-fitted calibration -----------------------------------------------------------
+
+
+def test_crossfit_calibrates_every_non_validation_item_out_of_fold() -> None:
+    """With ``calibration_folds`` the validation items are the split's, every other item
+    both trains the head and (scored out of fold) calibrates it; validation labels touch
+    neither, and the returned head, trained on all of them, does not depend on the folds."""
+    records = synthetic_labels()
+    split = split_items(
+        sorted({r["item"] for r in records}), seed=0, val_fraction=0.2, calibration_fraction=0.2
+    )
+    five, metrics = train_router(records, TopicEmbedder(), seed=0, epochs=20, calibration_folds=5)
+    assert (metrics.train_items, metrics.calibration_items, metrics.val_items) == (32, 32, 8)
+    assert five.training["calibration_folds"] == 5
+    assert five.training["calibration_fraction"] is None
+
+    flipped_val, val_metrics = train_router(
+        _flip(records, split.validation), TopicEmbedder(), seed=0, epochs=20, calibration_folds=5
+    )
+    assert _same_head(flipped_val, five)
+    assert flipped_val.calibration == five.calibration
+    assert val_metrics.micro_accuracy == pytest.approx(1.0 - metrics.micro_accuracy)
+
+    two, _ = train_router(records, TopicEmbedder(), seed=0, epochs=20, calibration_folds=2)
+    assert _same_head(two, five)
+    assert two.calibration != five.calibration
+
+
+def test_crossfit_keeps_a_slope_where_a_small_calibration_split_loses_it() -> None:
+    """On 10 learnable items a 20% calibration split is 2 items; cross-fitting calibrates on
+    all 8 non-validation items and keeps the topic's slope."""
+    records = [r for r in synthetic_labels() if int(r["item"][1:]) < 5]
+    assert len({r["item"] for r in records}) == 10
+    _, split_metrics = train_router(records, TopicEmbedder(), seed=1, epochs=30)
+    assert split_metrics.calibration_items == 2
+    assert split_metrics.constant_confidence == ["arith", "words"]
+    with structlog.testing.capture_logs() as logs:
+        _, metrics = train_router(records, TopicEmbedder(), seed=1, epochs=30, calibration_folds=4)
+    assert metrics.calibration_items == 8
+    assert not [e for e in logs if e["event"] == "router.train.constant_confidence"]
+    assert all(m.calibration_slope > 1.0 for m in metrics.per_model.values())
+
+
+@pytest.mark.parametrize("folds", [0, 1])
+def test_crossfit_needs_two_folds(folds: int) -> None:
+    with pytest.raises(ValueError, match="calibration_folds must be at least 2"):
+        train_router(synthetic_labels(), TopicEmbedder(), calibration_folds=folds)
