@@ -34,6 +34,7 @@ from orchestrator.types import Answer, Query
 from policies import FixedPolicy
 from system2.evaluation import EvalItem, load_dataset, read_records, run_eval
 from system2.evaluation.runner import eval_record
+from system2.evaluation.stats import SIGNIFICANCE_LEVEL, mcnemar_exact_p
 from system2.pipelines.latent import EVAL_SEEDS_FROM, PipelineLayout, read_chains, read_step
 from workers.base import Worker
 from workers.latent import ThoughtBudget
@@ -182,7 +183,12 @@ def build_rows(arms: list[str], results: Path) -> tuple[list[dict[str, Any]], li
 
 def goal(rows: list[dict[str, Any]], comparisons: list[Comparison]) -> dict[str, str]:
     """Per latent arm: whether its traces are >= 15% shorter than text-CoT's at an accuracy
-    not significantly below (exact McNemar p >= 0.05, or not lower)."""
+    not significantly below (exact McNemar p >= 0.05, or not lower).
+
+    Two cases cannot meet it whatever the numbers say: a Token Assorted arm that generated
+    no latent id (its traces are shorter because it skips reasoning, not because it reasons
+    in latent form), and a text-CoT accuracy so low that even an arm answering every item
+    wrong would not be significantly below it (the test cannot tell: "cannot tell")."""
     verdicts = {}
     by_arm = {c.method: c.result for c in comparisons}
     for row in rows:
@@ -191,11 +197,19 @@ def goal(rows: list[dict[str, Any]], comparisons: list[Comparison]) -> dict[str,
             continue
         shorter = row["shorter_than_text_cot"] or 0.0
         below = result.difference < 0 and result.significant
-        met = shorter >= GOAL_SHORTER and not below
-        verdicts[row["arm"]] = (
-            f"{'met' if met else 'not met'}: {shorter:.1%} shorter, accuracy "
-            f"{result.difference:+.1%} (p={result.p_value:.3g})"
+        figures = (
+            f"{shorter:.1%} shorter, accuracy {result.difference:+.1%} (p={result.p_value:.3g})"
         )
+        if row["arm"] == "token_assorted" and row["latent_tokens_mean"] == 0:
+            verdicts[row["arm"]] = f"not met: no latent id generated; {figures}"
+        elif mcnemar_exact_p(0, result.correct_a) >= SIGNIFICANCE_LEVEL:
+            verdicts[row["arm"]] = (
+                f"cannot tell: text-CoT answers {result.correct_a} of {result.n} items, so "
+                f"even 0 correct would not be significantly below it; {figures}"
+            )
+        else:
+            met = shorter >= GOAL_SHORTER and not below
+            verdicts[row["arm"]] = f"{'met' if met else 'not met'}: {figures}"
     return verdicts
 
 

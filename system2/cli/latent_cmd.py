@@ -271,6 +271,10 @@ def finetune(
     ] = None,
     replacement_seed: Annotated[int, typer.Option(help="seed of the m draws")] = 0,
     seed: Annotated[int, typer.Option(help="seed of batch order and init")] = 0,
+    new_rows_step_scale: Annotated[
+        float,
+        typer.Option(min=0.0, help="the added latent rows step this many times as far"),
+    ] = 1.0,
     max_length: MaxLengthOpt = 512,
     threads: ThreadsOpt = 2,
     force: ForceOpt = False,
@@ -285,7 +289,7 @@ def finetune(
     _set_threads(threads)
     settings = _train_settings(
         mode=mode, layers=layers, epochs=epochs, batch_size=batch, learning_rate=lr,
-        max_steps=max_steps, seed=seed,
+        max_steps=max_steps, seed=seed, new_rows_step_scale=new_rows_step_scale,
     )  # fmt: skip
     schedule = ReplacementSchedule(seed=replacement_seed, max_chunks=max_chunks)
     layout, data, _ = _training_chains(out, model, max_length)

@@ -178,8 +178,8 @@ def test_build_rows_without_text_cot_has_no_comparisons(tmp_path: Path) -> None:
     assert comparisons == []
 
 
-def _row(arm: str, shorter: float | None) -> dict[str, Any]:
-    return {"arm": arm, "shorter_than_text_cot": shorter}
+def _row(arm: str, shorter: float | None, latent: float = 8.0) -> dict[str, Any]:
+    return {"arm": arm, "shorter_than_text_cot": shorter, "latent_tokens_mean": latent}
 
 
 def _pair(method: str, baseline: Sequence[bool], other: Sequence[bool]) -> Comparison:
@@ -213,6 +213,26 @@ def test_goal_needs_shorter_traces_at_an_accuracy_not_significantly_below() -> N
     assert latent.goal([_row("continuous", None)], [_pair("continuous", right, right)]) == {
         "continuous": "not met: 0.0% shorter, accuracy +0.0% (p=1)"
     }
+
+
+def test_goal_is_not_met_without_latent_ids_and_cannot_tell_at_the_floor() -> None:
+    """A Token Assorted arm that generated no latent id does not meet the goal however short
+    its traces; where text-CoT is right on so few items that an arm wrong on all of them
+    would not be significantly below it (5 of 200: p = 0.0625), the verdict is "cannot
+    tell"; one more right item (6: p = 0.031) makes the test able to tell again."""
+    right = [True] * 10 + [False] * 10
+    skipped = latent.goal([_row("token_assorted", 0.6, latent=0.0)],
+                          [_pair("token_assorted", right, right)])  # fmt: skip
+    assert skipped["token_assorted"].startswith("not met: no latent id generated; 60.0%")
+    floor = [True] * 5 + [False] * 195
+    verdicts = latent.goal(
+        [_row("token_assorted", 0.6), _row("continuous", 0.9)],
+        [_pair("token_assorted", floor, floor), _pair("continuous", floor, [False] * 200)],
+    )
+    assert all(v.startswith("cannot tell: text-CoT answers 5 of 200") for v in verdicts.values())
+    above = [True] * 6 + [False] * 194
+    verdicts = latent.goal([_row("continuous", 0.9)], [_pair("continuous", above, above)])
+    assert verdicts["continuous"].startswith("met: 90.0% shorter")
 
 
 # --- a whole run on a scripted stand-in ------------------------------------------------

@@ -34,6 +34,7 @@ from system2.pipelines.latent.steps import StepMarker, finished_step, write_step
 from system2.pipelines.latent.training import (
     StepHook,
     TrainSettings,
+    added_rows,
     pad_batch,
     run_training,
     trainable_parameters,
@@ -147,7 +148,14 @@ def run_finetune_arm(
         return loss
 
     log.info("latent.finetune.start", arm=arm, examples=len(examples), trainable=trainable)
-    trained = run_training(parameters, examples, settings, loss_of, on_step=on_step)
+    trained = run_training(
+        parameters,
+        examples,
+        settings,
+        loss_of,
+        new_rows=added_rows(model, new_rows_from),
+        on_step=on_step,
+    )
     model.eval()
     path = Path(out)
     if vocabulary is not None and vqvae is not None:

@@ -9,6 +9,12 @@ Modes (``TrainSettings.mode``):
   (``new_rows_from`` on): their gradient is masked to those rows, and they get no weight
   decay. A model without added rows keeps its embeddings frozen.
 
+Added rows (a latent vocabulary's, in either mode) can step ``new_rows_step_scale`` times as
+far as AdamW moves them (``run_training``'s ``new_rows``): they start at the mean embedding,
+and at the small learning rates a fine-tune of the pretrained weights needs, a short run
+leaves them too close to it for the model ever to generate one (measured: 40 steps at 5e-5
+and no latent id generated on 200 held-out items).
+
 The batch order depends only on the seed and the epoch (``epoch_batches``), so two arms
 trained on the same examples see them in the same order, and a rerun repeats a run.
 
@@ -34,6 +40,7 @@ __all__ = [
     "TrainMode",
     "TrainSettings",
     "TrainingLog",
+    "added_rows",
     "epoch_batches",
     "pad_batch",
     "run_training",
@@ -60,6 +67,7 @@ class TrainSettings:
     max_grad_norm: float = 1.0
     seed: int = 0
     max_steps: int | None = None  # stop after this many steps (smoke runs)
+    new_rows_step_scale: float = 1.0  # added embedding rows step this many times as far
 
     def __post_init__(self) -> None:
         if self.mode not in ("full", "last_layers"):
@@ -69,6 +77,8 @@ class TrainSettings:
                 "layers, epochs and batch_size must be >= 1 and learning_rate > 0, got "
                 f"{self.layers}, {self.epochs}, {self.batch_size}, {self.learning_rate}"
             )
+        if self.new_rows_step_scale <= 0:
+            raise ValueError(f"new_rows_step_scale must be > 0, got {self.new_rows_step_scale}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
 
@@ -121,6 +131,33 @@ def trainable_parameters(
     return trained, undecayed
 
 
+def added_rows(model: Any, new_rows_from: int | None) -> list[tuple[torch.Tensor, int]]:
+    """(weight, ``new_rows_from``) of the model's input and (untied) output embeddings; none
+    for a model without added rows."""
+    if new_rows_from is None:
+        return []
+    tables = {id(e.weight): e.weight for e in (model.get_input_embeddings(),)}
+    output = model.get_output_embeddings()
+    if output is not None:
+        tables.setdefault(id(output.weight), output.weight)
+    return [(weight, new_rows_from) for weight in tables.values()]
+
+
+def _step_scaled(
+    optimiser: torch.optim.Optimizer, rows: Sequence[tuple[torch.Tensor, int]], scale: float
+) -> None:
+    """One optimiser step, then the added ``rows`` moved ``scale`` times as far as it moved
+    them."""
+    if scale == 1.0 or not rows:
+        optimiser.step()
+        return
+    before = [weight.detach()[start:].clone() for weight, start in rows]
+    optimiser.step()
+    with torch.no_grad():
+        for (weight, start), old in zip(rows, before, strict=True):
+            weight[start:] = old + scale * (weight[start:] - old)
+
+
 def epoch_batches(examples: int, batch_size: int, *, seed: int, epoch: int) -> list[list[int]]:
     """The example indices of each batch of one epoch (shuffled by seed and epoch)."""
     order = list(range(examples))
@@ -150,10 +187,13 @@ def run_training(
     settings: TrainSettings,
     loss_of: Callable[[Sequence[T]], torch.Tensor],
     *,
+    new_rows: Sequence[tuple[torch.Tensor, int]] = (),
     on_step: StepHook | None = None,
 ) -> TrainingLog:
     """Minimise ``loss_of(batch)`` over ``examples`` with AdamW (linear warmup over
-    ``warmup_steps``, then linear decay to 0), clipping the gradient norm."""
+    ``warmup_steps``, then linear decay to 0), clipping the gradient norm. ``new_rows``:
+    (weight, first added row) of the tables whose added rows step
+    ``settings.new_rows_step_scale`` times as far (``added_rows``)."""
     if not examples:
         raise ValueError("no examples to train on")
     decayed, undecayed = parameters
@@ -188,7 +228,7 @@ def run_training(
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]
                 torch.nn.utils.clip_grad_norm_(everything, settings.max_grad_norm)
-                optimiser.step()
+                _step_scaled(optimiser, new_rows, settings.new_rows_step_scale)
                 scheduler.step()
                 result.steps += 1
                 result.losses.append(float(loss.detach()))
