@@ -187,8 +187,9 @@ def goal(rows: list[dict[str, Any]], comparisons: list[Comparison]) -> dict[str,
 
     Two cases cannot meet it whatever the numbers say: a Token Assorted arm that generated
     no latent id (its traces are shorter because it skips reasoning, not because it reasons
-    in latent form), and a text-CoT accuracy so low that even an arm answering every item
-    wrong would not be significantly below it (the test cannot tell: "cannot tell")."""
+    in latent form); and where traces are short enough but text-CoT's accuracy is so low
+    that even an arm answering every item wrong would not be significantly below it, the
+    test cannot tell ("cannot tell")."""
     verdicts = {}
     by_arm = {c.method: c.result for c in comparisons}
     for row in rows:
@@ -202,14 +203,15 @@ def goal(rows: list[dict[str, Any]], comparisons: list[Comparison]) -> dict[str,
         )
         if row["arm"] == "token_assorted" and row["latent_tokens_mean"] == 0:
             verdicts[row["arm"]] = f"not met: no latent id generated; {figures}"
+        elif shorter < GOAL_SHORTER:
+            verdicts[row["arm"]] = f"not met: {figures}"
         elif mcnemar_exact_p(0, result.correct_a) >= SIGNIFICANCE_LEVEL:
             verdicts[row["arm"]] = (
                 f"cannot tell: text-CoT answers {result.correct_a} of {result.n} items, so "
                 f"even 0 correct would not be significantly below it; {figures}"
             )
         else:
-            met = shorter >= GOAL_SHORTER and not below
-            verdicts[row["arm"]] = f"{'met' if met else 'not met'}: {figures}"
+            verdicts[row["arm"]] = f"{'not met' if below else 'met'}: {figures}"
     return verdicts
 
 

@@ -273,8 +273,12 @@ def finetune(
     seed: Annotated[int, typer.Option(help="seed of batch order and init")] = 0,
     new_rows_step_scale: Annotated[
         float,
-        typer.Option(min=0.0, help="the added latent rows step this many times as far"),
-    ] = 1.0,
+        typer.Option(
+            min=0.0,
+            help="the added latent rows step this many times as far as AdamW moves them "
+            "(1: plain AdamW; at 40 steps, 1 and 25 left the model never opening a latent span)",
+        ),
+    ] = 100.0,
     max_length: MaxLengthOpt = 512,
     threads: ThreadsOpt = 2,
     force: ForceOpt = False,

@@ -230,6 +230,8 @@ def test_goal_is_not_met_without_latent_ids_and_cannot_tell_at_the_floor() -> No
         [_pair("token_assorted", floor, floor), _pair("continuous", floor, [False] * 200)],
     )
     assert all(v.startswith("cannot tell: text-CoT answers 5 of 200") for v in verdicts.values())
+    longer = latent.goal([_row("token_assorted", -0.1)], [_pair("token_assorted", floor, floor)])
+    assert longer["token_assorted"].startswith("not met: -10.0% shorter")
     above = [True] * 6 + [False] * 194
     verdicts = latent.goal([_row("continuous", 0.9)], [_pair("continuous", above, above)])
     assert verdicts["continuous"].startswith("met: 90.0% shorter")
