@@ -28,6 +28,7 @@ __all__ = [
     "LATENT_FILE",
     "START_LATENT",
     "LatentVocabulary",
+    "embedding_tables",
     "extend_vocabulary",
     "latent_token",
     "read_latent_vocabulary",
@@ -120,6 +121,15 @@ class LatentVocabulary(BaseModel):
             )
 
 
+def embedding_tables(model: Any) -> list[Any]:
+    """The model's input embedding weight, and its output embedding weight where untied."""
+    tables = {id(e.weight): e.weight for e in (model.get_input_embeddings(),)}
+    output = model.get_output_embeddings()
+    if output is not None:
+        tables.setdefault(id(output.weight), output.weight)
+    return list(tables.values())
+
+
 def extend_vocabulary(model: Any, tokenizer: Any, count: int, *, seed: int = 0) -> LatentVocabulary:
     """Add ``count`` latent tokens and the two delimiters to ``tokenizer`` (as special
     tokens) and rows for them to ``model``'s input (and untied output) embeddings.
@@ -148,11 +158,7 @@ def extend_vocabulary(model: Any, tokenizer: Any, count: int, *, seed: int = 0) 
     model.resize_token_embeddings(max(rows, len(tokenizer)), mean_resizing=False)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        tables = {id(e.weight): e.weight for e in (model.get_input_embeddings(),)}
-        output = model.get_output_embeddings()
-        if output is not None:
-            tables.setdefault(id(output.weight), output.weight)
-        for weight in tables.values():
+        for weight in embedding_tables(model):
             old = weight[:old_size]
             noise = torch.randn(len(names), weight.shape[1], generator=generator)
             new = old.mean(0) + noise.to(weight.dtype) * old.std(0) * 0.01

@@ -36,6 +36,8 @@ import structlog
 import torch
 from torch import nn
 
+from workers.latent import embedding_tables
+
 __all__ = [
     "TrainMode",
     "TrainSettings",
@@ -136,11 +138,7 @@ def added_rows(model: Any, new_rows_from: int | None) -> list[tuple[torch.Tensor
     for a model without added rows."""
     if new_rows_from is None:
         return []
-    tables = {id(e.weight): e.weight for e in (model.get_input_embeddings(),)}
-    output = model.get_output_embeddings()
-    if output is not None:
-        tables.setdefault(id(output.weight), output.weight)
-    return [(weight, new_rows_from) for weight in tables.values()]
+    return [(weight, new_rows_from) for weight in embedding_tables(model)]
 
 
 def _step_scaled(
