@@ -73,6 +73,10 @@ def eval_(
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.1,
     top_k: Annotated[int, typer.Option(min=0, help="most candidates per step")] = 10,
     temperature: Annotated[float, typer.Option(min=0.0, help="of the SC modes")] = 0.7,
+    top_p: Annotated[
+        float,
+        typer.Option(min=0.01, max=1.0, help="of the SC modes (1.0 skips vLLM's top-p sort)"),
+    ] = 0.95,
     max_tokens: Annotated[int, typer.Option(min=1)] = 512,
     sample_seed: Annotated[int, typer.Option(help="seed of the SC samples")] = 0,
     concurrency: Annotated[int, typer.Option(min=1, help="items in flight at once")] = 1,
@@ -111,6 +115,7 @@ def eval_(
             top_k=top_k,
             k=k,
             temperature=temperature,
+            top_p=top_p,
             max_tokens=max_tokens,
             seed=sample_seed,
         )
