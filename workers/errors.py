@@ -13,6 +13,7 @@ System2WorkerError
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "CatalogError",
@@ -38,6 +39,9 @@ class WorkerFailure(System2WorkerError):
         self.model = model
         self.reason = reason
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickles (Ray, process pools) by fields
+        return type(self), (self.model, self.reason)
+
 
 class UnsupportedRequest(WorkerFailure):
     """The backend lacks what the request needs (a verifier, top log-probs, a tokenizer);
@@ -56,13 +60,20 @@ class UnknownModelError(CatalogError):
         self.known = sorted(known)
         super().__init__(f"unknown model {name!r}; known models: {', '.join(self.known)}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.name, self.known)
+
 
 class ModelNotPulledError(CatalogError):
     def __init__(self, name: str, missing: str) -> None:
         self.name = name
+        self.missing = missing
         super().__init__(
             f"model {name!r} is not installed ({missing}); run: system2 models pull {name}"
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.name, self.missing)
 
 
 class ChecksumMismatchError(CatalogError):
@@ -73,6 +84,9 @@ class ChecksumMismatchError(CatalogError):
         super().__init__(
             f"refusing to load {path}: sha256 is {actual}, the catalog expects {expected}"
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.path, self.expected, self.actual)
 
 
 class PullError(CatalogError):

@@ -36,6 +36,9 @@ class RequestRejected(WorkerFailure):
         super().__init__(model, reason)
         self.status = status
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.model, self.reason, self.status)
+
 
 class ServerClient:
     """HTTP calls for model ``model_name`` to the server at ``base_url``."""
