@@ -4,7 +4,9 @@ paired exact tests against the unguided modes (``system2.evaluation.guided_run``
 
 ``--kind`` and ``--source`` choose among the given verifiers: only those of the kinds and
 trained on triplets of the source run their guided modes (the unguided ones run anyway),
-so one command line serves a rerun of a subset, each mode resuming its own run file.
+so one command line serves a rerun of a subset, each mode resuming its own run file. On
+a vLLM generator the re-votes' steps are scored by a transformers copy of its weights with
+the verifier attached (the engine keeps its own out of reach).
 Registered on ``verifier_cmd``'s app.
 """
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from orchestrator.aggregation.verifier_vote import PathAggregate
     from system2.evaluation.guided_run import OpenedWorker
     from system2.evaluation.verifier_provenance import VerifierSpec
+    from workers.base import Worker
 
 __all__ = ["eval_"]
 
@@ -97,7 +100,7 @@ def eval_(
     from system2.evaluation import load_dataset
     from system2.evaluation.guided import GUIDED_MODES, GuidedComparison, GuidedMode
     from system2.evaluation.guided_report import print_guided
-    from system2.evaluation.guided_run import OpenedWorker, compare_guided
+    from system2.evaluation.guided_run import OpenedWorker, compare_guided, token_step_verifier
     from system2.evaluation.verifier_provenance import describe_verifiers, select_verifiers
 
     if vote_aggregate not in ("min", "mean", "last"):
@@ -128,9 +131,14 @@ def eval_(
     except ValueError as exc:
         raise fail(exc) from None
 
+    revotes = verifier_vote and any(m.endswith("sc") for m in chosen)
+
     def open_worker(spec: VerifierSpec | None) -> OpenedWorker:
         gen = load_generator(config, name, model, threads, verifier=spec.path if spec else None)
-        return OpenedWorker(gen.worker, gen.described, gen.prompts)
+        scorer = None
+        if spec is not None and revotes and token_step_verifier(gen.worker) is None:
+            scorer = _scoring_copy(gen.checkpoint, spec.path, threads)
+        return OpenedWorker(gen.worker, gen.described, gen.prompts, scorer)
 
     async def run() -> None:
         results = await compare_guided(
@@ -153,3 +161,13 @@ def eval_(
         asyncio.run(run())
     except ValueError as exc:  # a run file made with another config
         raise fail(exc) from None
+
+
+def _scoring_copy(checkpoint: str | None, verifier: Path, threads: int | None) -> Worker:
+    """The generator's weights on transformers with ``verifier`` attached, to score the
+    re-votes' steps for an engine that cannot (vLLM keeps its verifier in the engine)."""
+    from workers.transformers_worker import TransformersWorker
+
+    if checkpoint is None:
+        raise fail("the re-votes need the generator's checkpoint to score steps; use --model")
+    return TransformersWorker.load(checkpoint, threads=threads, verifier=verifier)

@@ -47,11 +47,19 @@ _DEFAULT_SETTINGS = GuidedComparison()
 @dataclass(frozen=True)
 class OpenedWorker:
     """A worker built for the comparison, what its run files record about it (e.g. its
-    config) and the prompts to pose with; ``compare_guided`` closes it when done with it."""
+    config) and the prompts to pose with; ``scorer``: a second load of the same weights with
+    the verifier attached, scoring the re-votes' steps where ``worker`` cannot (a vLLM
+    engine keeps its verifier in the engine). ``compare_guided`` closes both when done."""
 
     worker: Worker
     described: Mapping[str, Any] = field(default_factory=dict)
     prompts: Mapping[TaskType, PromptConfig] = field(default_factory=dict)
+    scorer: Worker | None = None
+
+    async def close(self) -> None:
+        await self.worker.close()
+        if self.scorer is not None:
+            await self.scorer.close()
 
 
 OpenWorker = Callable[[VerifierSpec | None], OpenedWorker]
@@ -118,7 +126,7 @@ async def compare_guided(
             for mode in unguided:
                 results.append(await run_on(opened, mode, None))
         finally:
-            await opened.worker.close()
+            await opened.close()
     sc = next((r for r in results if r.mode == "sc"), None)
     for spec in verifiers:
         if not guided and not (revote and sc is not None):
@@ -127,7 +135,8 @@ async def compare_guided(
         try:
             ours = [await run_on(opened, mode, spec) for mode in guided]
             results += ours
-            step_verifier = step_verifier_of(opened.worker) if revote else None
+            scoring = opened.scorer or opened.worker
+            step_verifier = step_verifier_of(scoring) if revote else None
             if revote and step_verifier is None:
                 log.warning("verifier_eval.no_revote", verifier=spec.label, reason="no step scores")
             if step_verifier is not None:
@@ -143,6 +152,6 @@ async def compare_guided(
                         )
                     )
         finally:
-            await opened.worker.close()
+            await opened.close()
     write_summary(out / "summary.json", results)
     return results

@@ -17,7 +17,7 @@ from system2.evaluation.datasets import EvalItem
 from system2.evaluation.guided import GuidedComparison, GuidedMode
 from system2.evaluation.guided_run import OpenedWorker, compare_guided
 from system2.evaluation.verifier_provenance import VerifierSpec
-from workers.base import GenerateRequest, Prompt, StepScale
+from workers.base import GenerateRequest, Prompt, StepScale, StepVerifier, Worker
 from workers.scripted import ScriptedWorker
 
 ITEMS = [
@@ -184,3 +184,46 @@ def test_only_revotes_still_open_each_verifier(tmp_path: Path) -> None:
     assert factory.events[-2:] == ["open trunk_head", "close trunk_head"]
     assert not factory.workers["llm2"].requests
     assert not factory.workers["trunk_head"].requests
+
+
+def test_a_scoring_copy_scores_the_revotes_when_the_worker_cannot(tmp_path: Path) -> None:
+    """A worker without step scores (as a vLLM engine) opened with a ``scorer``: the re-votes
+    score with the scorer, and it is closed with its worker."""
+    factory = _Factory()
+    scorers: list[ScriptedWorker] = []
+
+    def with_scorer(spec: VerifierSpec | None) -> OpenedWorker:
+        opened = factory(spec)
+        if spec is None:
+            return opened
+        scorers.append(ScriptedWorker("scorer", ["unused"]))
+        return OpenedWorker(opened.worker, opened.described, scorer=scorers[-1])
+
+    closed: list[Worker] = []
+
+    async def record_close(self: ScriptedWorker) -> None:
+        closed.append(self)
+
+    def scores_only_on_scorers(worker: Worker) -> StepVerifier | None:
+        return _ScriptedVotes() if worker in scorers else None
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ScriptedWorker, "close", record_close)
+        results = asyncio.run(
+            compare_guided(
+                ITEMS,
+                with_scorer,
+                tmp_path,
+                verifiers=[TRUNK],
+                settings=GuidedComparison(k=3),
+                modes=["sc", "guided_sc"],
+                progress=False,
+                step_verifier_of=scores_only_on_scorers,
+            )
+        )
+    assert [r.mode for r in results] == [
+        "sc", "guided_sc@trunk_head", "sc+verifier_vote@trunk_head",
+        "guided_sc+verifier_vote@trunk_head",
+    ]  # fmt: skip
+    assert len(scorers) == 1
+    assert scorers[0] in closed
