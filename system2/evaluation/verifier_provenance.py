@@ -9,11 +9,14 @@ written before the key existed lack it, and only rollout files could lack it).
 ``triplets``, with the file and its cost), where ``trained_source`` reads it back.
 
 A verifier's label is its kind (``llm2``, ``trunk_head``); when two verifiers compared
-together share a kind, each is labelled by its directory's name instead.
+together share a kind, each is labelled by its directory's name instead. Its weights'
+digest (sha256 over the directory's ``*.safetensors`` files) goes into the run headers, so
+resuming a run after the directory was retrained into other weights is refused, not mixed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +35,7 @@ __all__ = [
     "select_verifiers",
     "trained_source",
     "triplets_source",
+    "weights_digest",
 ]
 
 TripletSource = Literal["rollouts", "paths"]
@@ -97,6 +101,7 @@ class VerifierSpec:
     kind: VerifierKind
     source: TripletSource | None
     label: str
+    weights: str | None = None
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready: what a run file's header and the summary record about it."""
@@ -105,6 +110,7 @@ class VerifierSpec:
             "kind": self.kind,
             "source": self.source,
             "label": self.label,
+            "weights_sha256": self.weights,
         }
 
 
@@ -124,7 +130,7 @@ def describe_verifiers(paths: Sequence[Path | str]) -> list[VerifierSpec]:
     specs = []
     for path, kind, source in found:
         label = kind if kinds.count(kind) == 1 else path.name
-        specs.append(VerifierSpec(path, kind, source, label))
+        specs.append(VerifierSpec(path, kind, source, label, weights_digest(path)))
     labels = [s.label for s in specs]
     for spec in specs:
         if labels.count(spec.label) > 1:
@@ -160,3 +166,14 @@ def select_verifiers(
         wanted = f"kind {', '.join(kinds) if kinds else 'any'}, source {source or 'any'}"
         raise ValueError(f"no verifier is of {wanted} ({given})")
     return chosen
+
+
+def weights_digest(directory: Path | str) -> str:
+    """sha256 over the saved verifier's weight files (``*.safetensors``, by name)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(directory).glob("*.safetensors")):
+        digest.update(path.name.encode())
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -126,3 +126,20 @@ def test_triplet_files_say_their_source() -> None:
         triplets_source({"source": "other"}, "x.jsonl")
     with pytest.raises(ValueError, match=r"x\.jsonl: no header"):
         triplets_source(None, "x.jsonl")
+
+
+def test_retrained_weights_change_the_recorded_digest(tmp_path: Path) -> None:
+    """A run header records the weights' digest, so a run resumed after the directory was
+    retrained into other weights no longer matches its header."""
+    trunk = _saved(tmp_path / "trunk", TRUNK_FORMAT, "paths")
+    (trunk / "trunk_head.safetensors").write_bytes(b"first weights")
+    before = describe_verifiers([trunk])[0].describe()
+    metrics = json.loads((trunk / "metrics.json").read_text())
+    (trunk / "metrics.json").write_text(json.dumps({**metrics, "seconds": 2.0}))
+    assert describe_verifiers([trunk])[0].describe() == before  # metrics are not weights
+    (trunk / "trunk_head.safetensors").write_bytes(b"retrained weights")
+    after = describe_verifiers([trunk])[0].describe()
+    assert after["weights_sha256"] != before["weights_sha256"]
+    assert {k: v for k, v in after.items() if k != "weights_sha256"} == {
+        k: v for k, v in before.items() if k != "weights_sha256"
+    }
