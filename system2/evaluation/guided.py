@@ -55,6 +55,7 @@ __all__ = [
     "GuidedComparison",
     "GuidedMode",
     "ModeResult",
+    "mode_from_file",
     "mode_name",
     "revote_with_verifier",
     "run_mode",
@@ -184,6 +185,7 @@ async def run_mode(
         config["verifier"] = verifier.describe()
     full = mode_name(mode, verifier)
     path = Path(out_dir) / f"{full}.jsonl"
+    done_before = _recorded_items(path)
     before, started = _verifier_seconds(worker), time.perf_counter()
     summary = await run_eval(
         items,
@@ -197,8 +199,23 @@ async def run_mode(
     )
     after, wall = _verifier_seconds(worker), time.perf_counter() - started
     spent = None if before is None or after is None else after - before
+    if _recorded_items(path) == done_before:  # every item resumed: nothing was timed
+        wall, spent = None, None
     correct = _correct_by_id(read_records(path)[1], [item.id for item in items])
     return ModeResult(full, path, summary, spent, wall, mode, verifier, correct)
+
+
+def mode_from_file(mode: str, path: Path, items: Sequence[EvalItem]) -> ModeResult:
+    """An unguided mode that ran in an earlier call, read back from its run file (no
+    worker, no timings), over ``items``: the baseline of a guided mode run on its own."""
+    records = read_records(path)[1]
+    ids = [item.id for item in items]
+    ours = [records[i] for i in ids if i in records]
+    return ModeResult(mode, path, summarize(ours), None, None, correct=_correct_by_id(records, ids))
+
+
+def _recorded_items(path: Path) -> int:
+    return len(read_records(path)[1]) if path.exists() else 0
 
 
 async def revote_with_verifier(

@@ -76,9 +76,14 @@ def paired_tests(results: Sequence[ModeResult]) -> dict[str, ModeTest]:
 
 
 def order_results(results: Sequence[ModeResult]) -> list[ModeResult]:
-    """Greedy and its guided modes first, then SC and its guided and re-voted modes; in run
-    order within each."""
-    return sorted(results, key=lambda r: 0 if "greedy" in r.base_mode else 1)
+    """Greedy and its guided modes first, then SC and its guided and re-voted modes; the
+    unguided mode first in each, run order after it."""
+    return sorted(results, key=lambda r: _table_place(r.mode, r.base_mode))
+
+
+def _table_place(mode: str, base_mode: str) -> tuple[int, int]:
+    """Greedy's family before SC's; in each, the unguided mode first."""
+    return (0 if "greedy" in base_mode else 1, 0 if mode in ("greedy", "sc") else 1)
 
 
 def _row(r: ModeResult, test: ModeTest | None) -> dict[str, Any]:
@@ -103,11 +108,30 @@ def _row(r: ModeResult, test: ModeTest | None) -> dict[str, Any]:
     }
 
 
+_TIMINGS = ("wall_seconds", "verifier_seconds", "verifier_share")
+
+
 def write_summary(path: Path | str, results: Sequence[ModeResult]) -> list[dict[str, Any]]:
-    """Write the summary (a row per mode, in table order) as JSON; returns the rows."""
+    """Write the summary (a row per mode, in table order) as JSON; returns the rows.
+
+    An existing summary is merged into, not overwritten: rows of modes that did not run in
+    this call stay, and a mode that ran no item in this call (all resumed, or read back as
+    a baseline) keeps the timings recorded when its items ran, if its items and counts are
+    unchanged."""
     tests = paired_tests(results)
     rows = [_row(r, tests.get(r.mode)) for r in order_results(results)]
-    Path(path).write_text(json.dumps(rows, indent=2) + "\n")
+    target = Path(path)
+    earlier = json.loads(target.read_text()) if target.exists() else []
+    by_mode = {row["mode"]: row for row in earlier}
+    for row in rows:
+        old = by_mode.get(row["mode"])
+        same = old is not None and all(old[k] == row[k] for k in ("items", "correct", "file"))
+        if row["wall_seconds"] is None and same:
+            row.update({k: old[k] for k in _TIMINGS})
+    ran = {row["mode"] for row in rows}
+    rows += [row for row in earlier if row["mode"] not in ran]
+    rows.sort(key=lambda row: _table_place(row["mode"], row["base_mode"]))
+    target.write_text(json.dumps(rows, indent=2) + "\n")
     return rows
 
 

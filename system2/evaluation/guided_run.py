@@ -25,10 +25,12 @@ from orchestrator.prompts import PromptConfig
 from orchestrator.types import TaskType
 from system2.evaluation.datasets import EvalItem
 from system2.evaluation.guided import (
+    BASELINES,
     GUIDED_MODES,
     GuidedComparison,
     GuidedMode,
     ModeResult,
+    mode_from_file,
     revote_with_verifier,
     run_mode,
 )
@@ -153,5 +155,23 @@ async def compare_guided(
                     )
         finally:
             await opened.close()
+    results += _baselines_from_files(results, items, out)
     write_summary(out / "summary.json", results)
     return results
+
+
+def _baselines_from_files(
+    results: Sequence[ModeResult], items: Sequence[EvalItem], out: Path
+) -> list[ModeResult]:
+    """The unguided baselines of this call's modes that did not run in it but have run
+    files from an earlier call (so ``--modes guided_greedy`` is still tested against
+    greedy)."""
+    have = {r.mode for r in results}
+    added: list[ModeResult] = []
+    for r in results:
+        base = BASELINES.get(r.base_mode)
+        path = out / f"{base}.jsonl"
+        if base is not None and base not in have and path.exists():
+            added.append(mode_from_file(base, path, items))
+            have.add(base)
+    return added

@@ -227,3 +227,23 @@ def test_a_scoring_copy_scores_the_revotes_when_the_worker_cannot(tmp_path: Path
     ]  # fmt: skip
     assert len(scorers) == 1
     assert scorers[0] in closed
+
+
+def test_a_guided_mode_run_alone_is_tested_against_the_earlier_baseline(tmp_path: Path) -> None:
+    """Greedy in one call, the guided greedy modes in a later one (``--modes
+    guided_greedy``): the later call reads greedy back from its run file for the paired
+    tests, and the summary keeps greedy's row with the timings of the call that ran it."""
+    _compare(tmp_path, _Factory(), ["greedy"])
+    first = json.loads((tmp_path / "summary.json").read_text())
+    assert [r["mode"] for r in first] == ["greedy"]
+    assert first[0]["wall_seconds"] is not None
+
+    later = _Factory()
+    _compare(tmp_path, later, ["guided_greedy"])
+    assert "plain" not in later.workers  # greedy was not run again
+    rows = {r["mode"]: r for r in json.loads((tmp_path / "summary.json").read_text())}
+    assert list(rows) == ["greedy", "guided_greedy@llm2", "guided_greedy@trunk_head"]
+    assert rows["greedy"]["wall_seconds"] == first[0]["wall_seconds"]
+    paired = rows["guided_greedy@trunk_head"]["paired"]
+    assert paired["baseline"] == "greedy"
+    assert (paired["fixed"], paired["broken"]) == (7, 0)  # right on all 10, greedy on 3
