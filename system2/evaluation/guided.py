@@ -197,7 +197,8 @@ async def run_mode(
         console=console,
         allow_mixed=allow_mixed,
     )
-    after, wall = _verifier_seconds(worker), time.perf_counter() - started
+    after = _verifier_seconds(worker)
+    wall: float | None = time.perf_counter() - started
     spent = None if before is None or after is None else after - before
     if _recorded_items(path) == done_before:  # every item resumed: nothing was timed
         wall, spent = None, None

@@ -125,8 +125,9 @@ def write_summary(path: Path | str, results: Sequence[ModeResult]) -> list[dict[
     by_mode = {row["mode"]: row for row in earlier}
     for row in rows:
         old = by_mode.get(row["mode"])
-        same = old is not None and all(old[k] == row[k] for k in ("items", "correct", "file"))
-        if row["wall_seconds"] is None and same:
+        if old is None or row["wall_seconds"] is not None:
+            continue
+        if all(old[k] == row[k] for k in ("items", "correct", "file")):
             row.update({k: old[k] for k in _TIMINGS})
     ran = {row["mode"] for row in rows}
     rows += [row for row in earlier if row["mode"] not in ran]

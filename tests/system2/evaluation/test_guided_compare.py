@@ -196,7 +196,7 @@ def test_a_scoring_copy_scores_the_revotes_when_the_worker_cannot(tmp_path: Path
         opened = factory(spec)
         if spec is None:
             return opened
-        scorers.append(ScriptedWorker("scorer", ["unused"]))
+        scorers.append(ScriptedWorker("scorer", lambda request, index: "unused"))
         return OpenedWorker(opened.worker, opened.described, scorer=scorers[-1])
 
     closed: list[Worker] = []
