@@ -92,6 +92,11 @@ def _requests(args: argparse.Namespace, guidance: Guidance | None) -> list[Gener
     ]
 
 
+def _head_seconds(worker: Worker) -> float | None:
+    stats = worker.guidance_stats
+    return None if stats is None else stats.seconds
+
+
 async def measure_engine(engine: str, model: str, args: argparse.Namespace) -> dict[str, Any]:
     """One engine's row: the three modes' totals, per-token ratios to plain and the head's
     processor seconds."""
@@ -107,19 +112,19 @@ async def measure_engine(engine: str, model: str, args: argparse.Namespace) -> d
     try:
         for worker, requests in plan.values():  # warm-up round, not counted
             await _round(worker, requests[:2])
-        stats_before = head_worker.guidance_stats
+        head_before = _head_seconds(head_worker)  # a float: the stats object is live
         for _ in range(args.repeats):
             for mode, (worker, requests) in plan.items():
                 timing = await _round(worker, requests)
                 totals[mode].seconds += timing.seconds
                 totals[mode].tokens += timing.tokens
-        stats_after = head_worker.guidance_stats
+        head_after = _head_seconds(head_worker)
     finally:
         await plain_worker.close()
         await head_worker.close()
     head_seconds = None
-    if stats_before is not None and stats_after is not None:
-        head_seconds = stats_after.seconds - stats_before.seconds
+    if head_before is not None and head_after is not None:
+        head_seconds = head_after - head_before
     row: dict[str, Any] = {"engine": engine}
     for mode in MODES:
         row[f"{mode}_s"] = round(totals[mode].seconds, 2)
