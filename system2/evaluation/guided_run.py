@@ -137,12 +137,13 @@ async def compare_guided(
         try:
             ours = [await run_on(opened, mode, spec) for mode in guided]
             results += ours
+            to_revote = [r for r in [sc, *ours] if r and r.base_mode.endswith("sc")]
             scoring = opened.scorer or opened.worker
-            step_verifier = step_verifier_of(scoring) if revote else None
-            if revote and step_verifier is None:
+            step_verifier = step_verifier_of(scoring) if revote and to_revote else None
+            if to_revote and revote and step_verifier is None:
                 log.warning("verifier_eval.no_revote", verifier=spec.label, reason="no step scores")
             if step_verifier is not None:
-                for source in [r for r in [sc, *ours] if r and r.base_mode.endswith("sc")]:
+                for source in to_revote:
                     results.append(
                         await revote_with_verifier(
                             source,
