@@ -129,8 +129,9 @@ def write_summary(path: Path | str, results: Sequence[ModeResult]) -> list[dict[
             continue
         if all(old[k] == row[k] for k in ("items", "correct", "file")):
             row.update({k: old[k] for k in _TIMINGS})
-    ran = {row["mode"] for row in rows}
-    rows += [row for row in earlier if row["mode"] not in ran]
+    ran = {row["mode"]: row for row in rows}
+    kept = [ran.pop(row["mode"], row) for row in earlier]  # earlier rows keep their place
+    rows = kept + list(ran.values())
     rows.sort(key=lambda row: _table_place(row["mode"], row["base_mode"]))
     target.write_text(json.dumps(rows, indent=2) + "\n")
     return rows

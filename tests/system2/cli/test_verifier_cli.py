@@ -105,11 +105,14 @@ def test_synthesize_train_eval_end_to_end(
     result = cli_runner.invoke(app, sc)
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
-    assert [row["mode"] for row in summary] == ["sc", "sc+verifier_vote@llm2"]
-    assert summary[1]["items"] == summary[0]["items"] == 2
-    assert summary[1]["completion_tokens_mean"] == summary[0]["completion_tokens_mean"]
-    assert summary[1]["verifier_seconds"] > 0.0
-    revoted = [json.loads(line) for line in Path(summary[1]["file"]).read_text().splitlines()]
+    assert [row["mode"] for row in summary] == [  # the earlier call's rows are kept
+        "greedy", "guided_greedy@llm2", "sc", "sc+verifier_vote@llm2",
+    ]  # fmt: skip
+    sc_row, revote = summary[2], summary[3]
+    assert revote["items"] == sc_row["items"] == 2
+    assert revote["completion_tokens_mean"] == sc_row["completion_tokens_mean"]
+    assert revote["verifier_seconds"] > 0.0
+    revoted = [json.loads(line) for line in Path(revote["file"]).read_text().splitlines()]
     assert revoted[0]["revote"]["aggregate"] == "min"
     for record in revoted[1:]:
         candidates = record["trace"]["candidates"]

@@ -157,8 +157,11 @@ def test_two_sources_two_kinds_one_table(
     _invoke(cli_runner, *evaluate, "--kind", "trunk_head", "--modes", "guided_greedy")
     assert loads.verifiers == ["trunk_dir"]
     assert (out / "guided_greedy@trunk_head.jsonl").read_text() == before  # resumed
-    summary = json.loads((out / "summary.json").read_text())
-    assert [row["mode"] for row in summary] == ["guided_greedy@trunk_head"]
+    after = {row["mode"]: row for row in json.loads((out / "summary.json").read_text())}
+    assert list(after) == list(rows)  # merged into, not overwritten
+    resumed = after["guided_greedy@trunk_head"]  # no item ran: the first call's timings
+    assert resumed["wall_seconds"] == rows["guided_greedy@trunk_head"]["wall_seconds"]
+    assert resumed["paired"]["baseline"] == "greedy"  # greedy read back from its file
 
 
 def test_train_refuses_triplets_of_another_source(cli_runner: CliRunner, tmp_path: Path) -> None:
