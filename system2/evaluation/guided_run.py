@@ -96,7 +96,8 @@ async def compare_guided(
 ) -> list[ModeResult]:
     """Run ``modes`` (see the module doc) and write ``summary.json``; with ``revote``,
     each verifier's step scores (``step_verifier_of`` its worker; skipped where None)
-    re-vote ``sc`` and its ``guided_sc``. ValueError when guided modes have no verifier."""
+    re-vote ``sc`` (run in this call, or, beside ``guided_sc``, read from an earlier
+    call's run file) and its ``guided_sc``. ValueError when guided modes have no verifier."""
     unguided = [m for m in modes if not m.startswith("guided")]
     guided = [m for m in modes if m.startswith("guided")]
     if guided and not verifiers:
@@ -130,6 +131,9 @@ async def compare_guided(
         finally:
             await opened.close()
     sc = next((r for r in results if r.mode == "sc"), None)
+    if sc is None and revote and "guided_sc" in guided and (out / "sc.jsonl").exists():
+        sc = mode_from_file("sc", out / "sc.jsonl", items)  # re-voted beside guided SC
+        results.append(sc)
     for spec in verifiers:
         if not guided and not (revote and sc is not None):
             break

@@ -247,3 +247,20 @@ def test_a_guided_mode_run_alone_is_tested_against_the_earlier_baseline(tmp_path
     paired = rows["guided_greedy@trunk_head"]["paired"]
     assert paired["baseline"] == "greedy"
     assert (paired["fixed"], paired["broken"]) == (7, 0)  # right on all 10, greedy on 3
+
+
+def test_guided_sc_alone_re_votes_the_earlier_sc_run(tmp_path: Path) -> None:
+    """SC in one call, guided SC in a later one: SC's candidates are re-voted from its run
+    file (no plain worker is opened) beside guided SC's, and guided SC is tested against it."""
+    _compare(tmp_path, _Factory(), ["sc"])
+    later = _Factory()
+    modes = _compare(tmp_path, later, ["guided_sc"])
+    assert "plain" not in later.workers
+    assert modes == [
+        "sc", "guided_sc@llm2", "sc+verifier_vote@llm2", "guided_sc+verifier_vote@llm2",
+        "guided_sc@trunk_head", "sc+verifier_vote@trunk_head",
+        "guided_sc+verifier_vote@trunk_head",
+    ]  # fmt: skip
+    rows = {r["mode"]: r for r in json.loads((tmp_path / "summary.json").read_text())}
+    assert rows["guided_sc@trunk_head"]["paired"]["baseline"] == "sc"
+    assert rows["sc+verifier_vote@llm2"]["paired"]["n"] == len(ITEMS)
