@@ -28,7 +28,7 @@ from typing import Any
 
 from benchmarks.common import RESULTS, machine_info, report
 from orchestrator.prompts import build_prompt
-from system2.evaluation import load_dataset
+from system2.evaluation import EvalItem, load_dataset
 from workers.base import GenerateRequest, Guidance, SamplingParams, Worker
 from workers.config import (
     TransformersWorkerConfig,
@@ -83,9 +83,10 @@ async def _round(worker: Worker, requests: Sequence[GenerateRequest]) -> ModeTim
     return ModeTiming(time.perf_counter() - started, tokens)
 
 
-def _requests(args: argparse.Namespace, guidance: Guidance | None) -> list[GenerateRequest]:
-    items = load_dataset("gsm_symbolic", limit=args.prompts, seed=args.seed)
-    params = SamplingParams(max_tokens=args.max_tokens, guidance=guidance)
+def _requests(
+    items: Sequence[EvalItem], max_tokens: int, guidance: Guidance | None
+) -> list[GenerateRequest]:
+    params = SamplingParams(max_tokens=max_tokens, guidance=guidance)
     return [
         GenerateRequest(prompt=build_prompt(item.query), params=params, request_id=item.id)
         for item in items
@@ -103,10 +104,12 @@ async def measure_engine(engine: str, model: str, args: argparse.Namespace) -> d
     plain_worker = build_worker("plain", _config(engine, model, args, None))
     head_worker = build_worker("trunk", _config(engine, model, args, args.verifier))
     guidance = Guidance(beta=args.beta, alpha=args.alpha, top_k=args.top_k)
+    items = load_dataset("gsm_symbolic", limit=args.prompts, seed=args.seed)
+    plain = _requests(items, args.max_tokens, None)
     plan = {
-        "plain": (plain_worker, _requests(args, None)),
-        "unguided": (head_worker, _requests(args, None)),
-        "guided": (head_worker, _requests(args, guidance)),
+        "plain": (plain_worker, plain),
+        "unguided": (head_worker, plain),
+        "guided": (head_worker, _requests(items, args.max_tokens, guidance)),
     }
     totals = {mode: ModeTiming() for mode in MODES}
     try:

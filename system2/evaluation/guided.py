@@ -185,7 +185,7 @@ async def run_mode(
         config["verifier"] = verifier.describe()
     full = mode_name(mode, verifier)
     path = Path(out_dir) / f"{full}.jsonl"
-    done_before = _recorded_items(path)
+    done_before = len(read_records(path)[1]) if path.exists() else 0
     before, started = _verifier_seconds(worker), time.perf_counter()
     summary = await run_eval(
         items,
@@ -200,9 +200,10 @@ async def run_mode(
     after = _verifier_seconds(worker)
     wall: float | None = time.perf_counter() - started
     spent = None if before is None or after is None else after - before
-    if _recorded_items(path) == done_before:  # every item resumed: nothing was timed
+    records = read_records(path)[1]
+    if len(records) == done_before:  # every item resumed: nothing was timed
         wall, spent = None, None
-    correct = _correct_by_id(read_records(path)[1], [item.id for item in items])
+    correct = _correct_by_id(records, [item.id for item in items])
     return ModeResult(full, path, summary, spent, wall, mode, verifier, correct)
 
 
@@ -213,10 +214,6 @@ def mode_from_file(mode: str, path: Path, items: Sequence[EvalItem]) -> ModeResu
     ids = [item.id for item in items]
     ours = [records[i] for i in ids if i in records]
     return ModeResult(mode, path, summarize(ours), None, None, correct=_correct_by_id(records, ids))
-
-
-def _recorded_items(path: Path) -> int:
-    return len(read_records(path)[1]) if path.exists() else 0
 
 
 async def revote_with_verifier(
