@@ -7,7 +7,8 @@ verifier), and one with the trunk head attached (``--verifier DIR``, written by 
 verifier train --kind trunk_head``), which serves the same prompts once without guidance
 (``unguided``: what merely attaching the head costs) and once with it (``guided``). The
 three take turns for ``--repeats`` rounds, each a batch of ``--prompts`` GSM-Symbolic
-questions sent together, greedy, at most ``--max-tokens`` tokens. Guidance changes which
+questions sent together, greedy, at most ``--max-tokens`` tokens; one row per batch size
+(``--prompts 8,16``: the head's per-step work grows with the rows in flight). Guidance changes which
 tokens come out and so how many, so the cost is compared per generated token: the ratio
 of a mode's wall seconds per token to ``plain``'s, over all rounds (the goal of issue 21:
 guided <= 1.15x). The head's own processor seconds come from the worker's guidance stats
@@ -98,46 +99,51 @@ def _head_seconds(worker: Worker) -> float | None:
     return None if stats is None else stats.seconds
 
 
-async def measure_engine(engine: str, model: str, args: argparse.Namespace) -> dict[str, Any]:
-    """One engine's row: the three modes' totals, per-token ratios to plain and the head's
-    processor seconds."""
+async def measure_engine(engine: str, model: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One engine's rows, one per batch size of ``args.prompts``: the three modes' totals,
+    per-token ratios to plain and the head's processor share of guided's wall time."""
     plain_worker = build_worker("plain", _config(engine, model, args, None))
     head_worker = build_worker("trunk", _config(engine, model, args, args.verifier))
     guidance = Guidance(beta=args.beta, alpha=args.alpha, top_k=args.top_k)
-    items = load_dataset("gsm_symbolic", limit=args.prompts, seed=args.seed)
+    items = load_dataset("gsm_symbolic", limit=max(args.prompts), seed=args.seed)
     plain = _requests(items, args.max_tokens, None)
     plan = {
         "plain": (plain_worker, plain),
         "unguided": (head_worker, plain),
         "guided": (head_worker, _requests(items, args.max_tokens, guidance)),
     }
-    totals = {mode: ModeTiming() for mode in MODES}
+    rows: list[dict[str, Any]] = []
     try:
         for worker, requests in plan.values():  # warm-up round, not counted
             await _round(worker, requests[:2])
-        head_before = _head_seconds(head_worker)  # a float: the stats object is live
-        for _ in range(args.repeats):
-            for mode, (worker, requests) in plan.items():
-                timing = await _round(worker, requests)
-                totals[mode].seconds += timing.seconds
-                totals[mode].tokens += timing.tokens
-        head_after = _head_seconds(head_worker)
+        for size in args.prompts:
+            totals = {mode: ModeTiming() for mode in MODES}
+            head_before = _head_seconds(head_worker)  # a float: the stats object is live
+            for _ in range(args.repeats):
+                for mode, (worker, requests) in plan.items():
+                    timing = await _round(worker, requests[:size])
+                    totals[mode].seconds += timing.seconds
+                    totals[mode].tokens += timing.tokens
+            head_after = _head_seconds(head_worker)
+            head = None if head_before is None or head_after is None else head_after - head_before
+            rows.append(_row(engine, size, totals, head, args.goal))
     finally:
         await plain_worker.close()
         await head_worker.close()
-    head_seconds = None
-    if head_before is not None and head_after is not None:
-        head_seconds = head_after - head_before
-    row: dict[str, Any] = {"engine": engine}
+    return rows
+
+
+def _row(
+    engine: str, size: int, totals: dict[str, ModeTiming], head_s: float | None, goal: float
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"engine": engine, "prompts": size}
     for mode in MODES:
         row[f"{mode}_s"] = round(totals[mode].seconds, 2)
         row[f"{mode}_tokens"] = totals[mode].tokens
     row["unguided_x"] = round(per_token_ratio(totals["unguided"], totals["plain"]), 3)
     row["guided_x"] = round(per_token_ratio(totals["guided"], totals["plain"]), 3)
-    row["head_share"] = (
-        round(head_seconds / totals["guided"].seconds, 4) if head_seconds is not None else None
-    )
-    row["goal"] = "met" if row["guided_x"] <= args.goal else "not met"
+    row["head_share"] = round(head_s / totals["guided"].seconds, 4) if head_s is not None else None
+    row["goal"] = "met" if row["guided_x"] <= goal else "not met"
     return row
 
 
@@ -145,7 +151,7 @@ async def run(args: argparse.Namespace) -> None:
     if saved_verifier_kind(args.verifier) != "trunk_head":
         raise SystemExit(f"{args.verifier} is not a trunk_head verifier")
     model = args.model or str(read_meta(args.verifier)["base_model"])
-    rows = [await measure_engine(e, model, args) for e in args.engines.split(",")]
+    rows = [row for e in args.engines.split(",") for row in await measure_engine(e, model, args)]
     report(
         "trunk_overhead",
         rows,
@@ -164,12 +170,24 @@ async def run(args: argparse.Namespace) -> None:
     )
 
 
+def _sizes(text: str) -> list[int]:
+    sizes = [int(part) for part in text.split(",") if part.strip()]
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected sizes >= 1 such as 8,16, got {text!r}")
+    return sizes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--verifier", type=Path, required=True, help="trunk_head directory")
     parser.add_argument("--model", help="generator (default: the head's base model)")
     parser.add_argument("--engines", default="transformers,vllm")
-    parser.add_argument("--prompts", type=int, default=8, help="questions per round")
+    parser.add_argument(
+        "--prompts",
+        type=_sizes,
+        default=[8, 16],
+        help="questions per round (in flight at once), comma-separated: one row per size",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the questions")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=2)

@@ -30,6 +30,12 @@ class GuidanceStats:
         self.skipped_rows += skipped
         self.scored_candidates += sum(len(c) for c in candidates)
 
+    def count_rows(self, *, scored: int, skipped: int, candidates: int) -> None:
+        """``count_step`` from counts: ``scored`` rows with ``candidates`` in all, ``skipped``."""
+        self.verified_rows += scored
+        self.skipped_rows += skipped
+        self.scored_candidates += candidates
+
     @classmethod
     def total(cls, parts: Iterable[GuidanceStats]) -> GuidanceStats:
         """Every counter summed over ``parts`` (e.g. the replicas of a pool)."""

@@ -26,6 +26,13 @@ def test_a_step_counts_guided_and_skipped_rows() -> None:
     assert stats == GuidanceStats(verified_rows=2, skipped_rows=1, scored_candidates=4)
 
 
+def test_counting_rows_by_number_is_counting_them_by_candidates() -> None:
+    by_candidates, by_number = GuidanceStats(), GuidanceStats()
+    by_candidates.count_step([[1, 2, 3], [], [4]])
+    by_number.count_rows(scored=2, skipped=1, candidates=4)
+    assert by_number == by_candidates
+
+
 def test_totals_sum_every_counter() -> None:
     parts = [GuidanceStats(1, 2, 3, 0.5), GuidanceStats(10, 20, 30, 1.5)]
     assert GuidanceStats.total(parts) == GuidanceStats(11, 22, 33, 2.0)

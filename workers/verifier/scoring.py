@@ -88,20 +88,27 @@ def plausible_candidates(logits: torch.Tensor, alpha: float, top_k: int) -> Cand
         raise ValueError("alpha = 0 needs a top_k cap (otherwise V_t is the whole vocabulary)")
     if logits.dim() != 2:
         raise ValueError("logits must be [rows, vocab]")
-    finite = torch.isfinite(logits)
-    if alpha > 0.0:
-        best = logits.max(dim=-1, keepdim=True).values
-        passing = finite & (logits - best >= math.log(alpha))
+    if top_k > 0:  # the cap bounds V_t: test the top_k most probable only (one vocab pass)
+        values, ids = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1, sorted=True)
+        passing = _passing(values, values[:, :1], alpha)
+        counts = passing.sum(dim=-1).clamp(min=1)
+        width = int(counts.max()) if counts.numel() else 0
+        ids = ids[:, :width]
     else:
-        passing = finite
-    counts = passing.sum(dim=-1).clamp(min=1)
-    if top_k > 0:
-        counts = counts.clamp(max=top_k)
-    width = int(counts.max()) if counts.numel() else 0
-    ids = torch.topk(logits, width, dim=-1, sorted=True).indices
+        passing = _passing(logits, logits.max(dim=-1, keepdim=True).values, alpha)
+        counts = passing.sum(dim=-1).clamp(min=1)
+        width = int(counts.max()) if counts.numel() else 0
+        ids = torch.topk(logits, width, dim=-1, sorted=True).indices
     valid = torch.arange(width, device=logits.device) < counts.unsqueeze(-1)
     ids = torch.where(valid, ids, torch.zeros_like(ids))
     return CandidateSet(ids=ids, valid=valid, single=counts == 1)
+
+
+def _passing(logits: torch.Tensor, best: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Finite entries of ``logits`` within log(alpha) of their row's ``best`` (all finite
+    ones when alpha = 0)."""
+    finite = torch.isfinite(logits)
+    return finite & (logits - best >= math.log(alpha)) if alpha > 0.0 else finite
 
 
 def guided_logits(
@@ -119,11 +126,12 @@ def guided_logits(
     if valid is None:
         valid = torch.ones_like(candidate_ids, dtype=torch.bool)
     scores = scores.to(device=logits.device, dtype=logits.dtype)
-    member = torch.zeros_like(logits).scatter_add_(-1, candidate_ids, valid.to(logits.dtype)) > 0
-    bonus = torch.zeros_like(logits).scatter_add_(
-        -1, candidate_ids, torch.where(valid, beta * scores, torch.zeros_like(scores))
-    )
-    return torch.where(member, logits + bonus, torch.full_like(logits, float("-inf")))
+    # One write pass over the vocabulary: -inf everywhere, then each valid slot's z + beta * s
+    # (padding slots bring -inf, which the max leaves alone, so their ids do not matter).
+    moved = logits.gather(-1, candidate_ids) + beta * scores
+    neg_inf = torch.tensor(float("-inf"), dtype=logits.dtype, device=logits.device)
+    out = torch.full_like(logits, float("-inf"))
+    return out.scatter_reduce_(-1, candidate_ids, torch.where(valid, moved, neg_inf), "amax")
 
 
 def bradley_terry_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor:

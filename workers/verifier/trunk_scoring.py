@@ -54,25 +54,46 @@ def guide_trunk_rows(
     for i, s in enumerate(settings):
         if s.beta > 0.0:
             groups.setdefault((s.beta, s.alpha, s.top_k), []).append(i)
-    out = logits.clone()
-    for (beta, alpha, top_k), members in groups.items():
-        candidates = plausible_candidates(logits[members], alpha, top_k)
-        scored = ~candidates.single
-        if stats is not None:
-            stats.count_step(
-                [candidates.row(j) if bool(scored[j]) else [] for j in range(len(members))]
+    if len(groups) == 1 and len(next(iter(groups.values()))) == logits.shape[0]:
+        (beta, alpha, top_k) = next(iter(groups))  # every row alike: no row gather or copy
+        out = _guide_group(logits, hidden, beta, alpha, top_k, head, embeddings, stats)
+    else:
+        out = logits.clone()
+        for (beta, alpha, top_k), members in groups.items():
+            out[members] = _guide_group(
+                logits[members], hidden[members], beta, alpha, top_k, head, embeddings, stats
             )
-        scores = torch.zeros(candidates.ids.shape, dtype=torch.float32, device=logits.device)
-        if bool(scored.any()):
-            rows = hidden[members][scored.to(hidden.device)]
-            found = head.score_candidates(rows, embeddings, candidates.ids[scored])
-            scores[scored] = found.to(device=logits.device, dtype=torch.float32)
-        out[members] = guided_logits(
-            logits[members], candidates.ids, scores, beta, candidates.valid
-        )
     if stats is not None and groups:
         stats.seconds += time.perf_counter() - started
     return out
+
+
+def _guide_group(
+    logits: torch.Tensor,
+    hidden: torch.Tensor,
+    beta: float,
+    alpha: float,
+    top_k: int,
+    head: TrunkHead,
+    embeddings: torch.Tensor,
+    stats: GuidanceStats | None,
+) -> torch.Tensor:
+    """``guide_trunk_rows`` for rows that share one setting (a new tensor)."""
+    candidates = plausible_candidates(logits, alpha, top_k)
+    scored = ~candidates.single
+    if stats is not None:
+        sizes = candidates.valid.sum(dim=-1)
+        stats.count_rows(
+            scored=int(scored.sum()),
+            skipped=int(candidates.single.sum()),
+            candidates=int(sizes[scored].sum()),
+        )
+    scores = torch.zeros(candidates.ids.shape, dtype=torch.float32, device=logits.device)
+    if bool(scored.any()):
+        rows = hidden[scored.to(hidden.device)]
+        found = head.score_candidates(rows, embeddings, candidates.ids[scored])
+        scores[scored] = found.to(device=logits.device, dtype=torch.float32)
+    return guided_logits(logits, candidates.ids, scores, beta, candidates.valid)
 
 
 class TrunkGuidance:

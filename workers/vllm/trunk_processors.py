@@ -126,16 +126,21 @@ class _TrunkGuide:
         self, logits: torch.Tensor, rows: list[int], settings: list[GuidanceSettings]
     ) -> torch.Tensor:
         hidden, embeddings = STEP_STATES.take(logits.shape[0])
-        index = torch.tensor(rows, dtype=torch.long, device=logits.device)
         with torch.no_grad():
-            logits[index] = guide_trunk_rows(
-                logits[index],
-                hidden[index.to(hidden.device)],
-                settings,
-                self.head,
-                embeddings,
-                self.stats,
-            )
+            if len(rows) == logits.shape[0]:  # every row guided (the usual batch): no gather
+                logits = guide_trunk_rows(
+                    logits, hidden, settings, self.head, embeddings, self.stats
+                )
+            else:
+                index = torch.tensor(rows, dtype=torch.long, device=logits.device)
+                logits[index] = guide_trunk_rows(
+                    logits[index],
+                    hidden[index.to(hidden.device)],
+                    settings,
+                    self.head,
+                    embeddings,
+                    self.stats,
+                )
         if self.path is not None:
             partial = f"{self.path}.{os.getpid()}.part"
             with open(partial, "w") as f:

@@ -88,6 +88,28 @@ def test_rows_are_padded_and_single_rows_flagged() -> None:
     assert top.row(2) == [0, 1] or top.row(2) == [1, 0]
 
 
+@pytest.mark.parametrize(("alpha", "top_k"), [(0.1, 10), (0.01, 3), (0.0, 5), (0.5, 1)])
+def test_capped_sets_equal_the_rule_over_the_whole_vocabulary(alpha: float, top_k: int) -> None:
+    """With a cap only the top_k most probable are tested; V_t is still the rule's set."""
+    torch.manual_seed(0)
+    logits = torch.randn(6, 50) * 2
+    logits[1, 5:] = NEG  # fewer finite tokens than the cap
+    logits[2, :] = NEG
+    logits[2, 7] = 0.0  # one finite token
+    logits[3, 10:20] += 8.0  # many plausible tokens
+    found = plausible_candidates(logits, alpha, top_k)
+    for i, row in enumerate(logits.tolist()):
+        best = max(row)
+        order = sorted(range(len(row)), key=lambda v: -row[v])
+        passing = [
+            v
+            for v in order
+            if math.isfinite(row[v]) and (alpha == 0.0 or row[v] - best >= math.log(alpha))
+        ]
+        assert found.row(i) == (passing or order[:1])[:top_k]
+    assert found.single.tolist() == [len(found.row(i)) == 1 for i in range(6)]
+
+
 def test_guided_logits_adds_beta_scores_and_masks_the_rest() -> None:
     """z* = z + beta * s on V_t, -inf elsewhere; invalid (padding) slots are ignored."""
     logits = torch.tensor([[1.0, 2.0, 3.0, 4.0], [0.5, 0.5, 0.5, 0.5]])
@@ -97,6 +119,9 @@ def test_guided_logits_adds_beta_scores_and_masks_the_rest() -> None:
     guided = guided_logits(logits, ids, scores, beta=0.5, valid=valid)
     assert guided.tolist() == [[NEG, 1.0, NEG, 4.5], [NEG, NEG, 2.5, NEG]]
     assert guided_logits(logits, ids, scores, beta=0.0)[0].tolist() == [NEG, 2.0, NEG, 4.0]
+    padding_on_a_candidate = torch.tensor([[0, 0]])  # padding (id 0) is also a candidate
+    guided = guided_logits(logits[:1], padding_on_a_candidate, scores[:1], 0.5, valid[1:])
+    assert guided.tolist() == [[1.5, NEG, NEG, NEG]]
 
 
 def test_bradley_terry_loss_by_hand() -> None:

@@ -91,6 +91,30 @@ def test_guidance_step_adds_beta_times_the_score_on_the_plausible_set_only() -> 
     assert stats.seconds > 0
 
 
+def test_a_batch_of_alike_rows_is_guided_as_each_row_alone() -> None:
+    """Every row with one setting (the whole-batch path) gives what each row gets alone."""
+    model = tiny_model()
+    head = random_head(model)
+    hidden = _states(model, list(PREFIXES))
+    torch.manual_seed(2)
+    logits = torch.randn(3, model.config.vocab_size) * 3
+    alike = [Guidance(beta=0.5, alpha=0.05, top_k=4)] * 3
+    embeddings = model.get_output_embeddings().weight
+    batch_stats, row_stats = GuidanceStats(), GuidanceStats()
+    with torch.no_grad():
+        batch = guide_trunk_rows(logits, hidden, alike, head, embeddings, batch_stats)
+        rows = [
+            guide_trunk_rows(
+                logits[i : i + 1], hidden[i : i + 1], alike[:1], head, embeddings, row_stats
+            )
+            for i in range(3)
+        ]
+    assert torch.allclose(batch, torch.cat(rows), atol=1e-6)
+    assert not torch.equal(batch, logits)
+    batch_stats.seconds = row_stats.seconds = 0.0
+    assert batch_stats == row_stats
+
+
 def test_step_scores_are_the_mean_token_scores_of_each_step() -> None:
     """A step's score is the mean over its tokens of e_{x_t}ᵀ U Vᵀ h_{t-1}."""
     from tests.workers.tiny_model import CharTokenizer
