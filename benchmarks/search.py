@@ -20,7 +20,7 @@ keeps its verifier out of reach). Their run headers record the verifier director
 kind, so a rerun with another verifier is refused rather than mixed in.
 
 Run: python -m benchmarks.search [--datasets gsm_symbolic chain_sum] [--limit 20] [--k 6]
-     [--engine vllm] [--embedding-merge] [--verifier DIR] [--from-runs]
+     [--engine vllm] [--embedding-merge] [--verifier DIR] [--from-runs] [--allow-mixed]
 """
 
 from __future__ import annotations
@@ -132,7 +132,9 @@ async def run_one(
         run_config = {"dataset": dataset, "limit": args.limit, "seed": args.seed,
                       "model": args.model, "strategy": strategy.model_dump(),
                       **engine_fields(args), **verifier_fields(strategy, args)}  # fmt: skip
-        summary = await run_eval(items, orch.answer, out, run_config=run_config)
+        summary = await run_eval(
+            items, orch.answer, out, run_config=run_config, allow_mixed=args.allow_mixed
+        )
     row = {**search_row(dataset, name, summary, item_correctness(out)), **graph_stats(out)}
     return row, summary.completion_tokens_mean
 
@@ -309,6 +311,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--from-runs", action="store_true", help="rebuild the outputs from the stored run files"
+    )
+    parser.add_argument(
+        "--allow-mixed",
+        action="store_true",
+        help="resume run files written by other code, or read complete ones written before "
+        "settings they lack existed",
     )
     add_engine_options(parser)
     asyncio.run(run(parser.parse_args()))

@@ -141,7 +141,8 @@ class ResumableRun(Generic[U, K]):
         ``out`` is locked for the whole run: a second run on it, in this process or
         another, raises ``RunFileLockedError`` at once. A file written by other code than
         ``code`` (default: the running code) raises ``RunCodeMismatchError`` unless
-        ``allow_mixed``, which resumes it and marks in the file where the code changed.
+        ``allow_mixed``, which resumes it and marks in the file where the code changed; a
+        file that already settles every item is only read, whatever code wrote it.
 
         ``work`` should catch its item's ``Exception``s and return a record with ``status``
         ``"failed"``: anything it raises (KeyboardInterrupt, cancellation) propagates, and
@@ -161,7 +162,13 @@ class ResumableRun(Generic[U, K]):
         out.parent.mkdir(parents=True, exist_ok=True)
 
         with run_file_lock(out):
-            opening = prepare_run_file(out, header, code=code, allow_mixed=allow_mixed)
+            _, records = self.read(out) if out.exists() else (None, {})
+            complete = bool(records) and all(
+                is_settled(records.get(k), retry_failed=retry_failed) for k in keys
+            )
+            opening = prepare_run_file(
+                out, header, code=code, allow_mixed=allow_mixed, appending=not complete
+            )
             _, records = self.read(out)
             done = {
                 k: records[k] for k in keys if is_settled(records.get(k), retry_failed=retry_failed)

@@ -186,10 +186,13 @@ def prepare_run_file(
     *,
     code: CodeVersion | None = None,
     allow_mixed: bool = False,
+    appending: bool = True,
 ) -> dict[str, Any] | None:
     """Make ``path`` ready for appending under ``config`` by ``code`` (default: the running
     code); the line to write before the first new record: the header for a new file, a
     ``code_change`` line when resuming under other code with ``allow_mixed``, else None.
+    With ``appending`` False (a complete file, only to be read) the code that wrote it is
+    not checked and the file is not touched; its config still must match.
 
     An existing file must carry the same config and, unless ``allow_mixed``, have been
     written by the same code (its last ``code_change`` line's, else its header's); a torn
@@ -213,6 +216,8 @@ def prepare_run_file(
         raise RunConfigMismatchError(path, sorted(differing + added), added_only=not differing)
     if added:
         log.warning("runfile.new_settings", path=str(path), added=added)
+    if not appending:
+        return None
     recorded = _recorded_code(header, data)
     opening: dict[str, Any] | None = None
     if recorded != code:

@@ -172,6 +172,25 @@ async def test_an_old_header_without_code_is_refused_unless_allowed(tmp_path: Pa
     assert _lines(out)[:2] == old
 
 
+async def test_a_complete_file_is_read_whatever_code_wrote_it_but_not_under_another_config(
+    tmp_path: Path,
+) -> None:
+    """Nothing is left to append, so other (or unknown) code is no reason to refuse: the
+    records come back and the file is untouched; another config is still refused."""
+    out = tmp_path / "run.jsonl"
+    await _run(Work(), out, ["a", "b"], progress=False)
+    before = out.read_text()
+    work = Work()
+    records = await _run(work, out, ["b", "a"], progress=False, code=OTHER)
+    assert work.calls == []
+    assert [r["id"] for r in records] == ["b", "a"]
+    assert out.read_text() == before
+    with pytest.raises(RunConfigMismatchError, match="differing keys: k"):
+        await _run(Work(), out, ["a", "b"], progress=False, code=OTHER, config={**CONFIG, "k": 3})
+    with pytest.raises(RunCodeMismatchError):  # one item left: appending needs the same code
+        await _run(Work(), out, ["a", "b", "c"], progress=False, code=OTHER)
+
+
 async def test_a_second_run_on_the_file_is_refused_while_the_first_runs(tmp_path: Path) -> None:
     """Two runs in one process: the second is refused at once while the first holds the
     file, and succeeds once the first has ended."""
