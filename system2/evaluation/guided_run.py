@@ -97,7 +97,9 @@ async def compare_guided(
     """Run ``modes`` (see the module doc) and write ``summary.json``; with ``revote``,
     each verifier's step scores (``step_verifier_of`` its worker; skipped where None)
     re-vote ``sc`` (run in this call, or, beside ``guided_sc``, read from an earlier
-    call's run file) and its ``guided_sc``. ValueError when guided modes have no verifier."""
+    call's run file) and its ``guided_sc``. ``summary.json`` is brought up to date after
+    every mode, so a call stopped later keeps the rows (and wall times) of the modes it
+    finished. ValueError when guided modes have no verifier."""
     unguided = [m for m in modes if not m.startswith("guided")]
     guided = [m for m in modes if m.startswith("guided")]
     if guided and not verifiers:
@@ -123,11 +125,16 @@ async def compare_guided(
         )
 
     results: list[ModeResult] = []
+
+    def finished(result: ModeResult) -> None:
+        results.append(result)
+        write_summary(out / "summary.json", results + _baselines_from_files(results, items, out))
+
     if unguided:
         opened = open_worker(None)
         try:
             for mode in unguided:
-                results.append(await run_on(opened, mode, None))
+                finished(await run_on(opened, mode, None))
         finally:
             await opened.close()
     sc = next((r for r in results if r.mode == "sc"), None)
@@ -139,8 +146,10 @@ async def compare_guided(
             break
         opened = open_worker(spec)
         try:
-            ours = [await run_on(opened, mode, spec) for mode in guided]
-            results += ours
+            ours = []
+            for mode in guided:
+                ours.append(await run_on(opened, mode, spec))
+                finished(ours[-1])
             to_revote = [r for r in [sc, *ours] if r and r.base_mode.endswith("sc")]
             scoring = opened.scorer or opened.worker
             step_verifier = step_verifier_of(scoring) if revote and to_revote else None
@@ -148,7 +157,7 @@ async def compare_guided(
                 log.warning("verifier_eval.no_revote", verifier=spec.label, reason="no step scores")
             if step_verifier is not None:
                 for source in to_revote:
-                    results.append(
+                    finished(
                         await revote_with_verifier(
                             source,
                             items,

@@ -264,3 +264,31 @@ def test_guided_sc_alone_re_votes_the_earlier_sc_run(tmp_path: Path) -> None:
     rows = {r["mode"]: r for r in json.loads((tmp_path / "summary.json").read_text())}
     assert rows["guided_sc@trunk_head"]["paired"]["baseline"] == "sc"
     assert rows["sc+verifier_vote@llm2"]["paired"]["n"] == len(ITEMS)
+
+
+def test_a_call_stopped_after_a_mode_keeps_that_modes_row(tmp_path: Path) -> None:
+    """The summary is written after every mode: when the verifier's worker fails to open
+    after SC ran, SC's row and wall time are already in summary.json."""
+    factory = _Factory()
+
+    def plain_only(spec: VerifierSpec | None) -> OpenedWorker:
+        if spec is not None:
+            raise RuntimeError("the engine would not start")
+        return factory(spec)
+
+    with pytest.raises(RuntimeError, match="would not start"):
+        asyncio.run(
+            compare_guided(
+                ITEMS,
+                plain_only,
+                tmp_path,
+                verifiers=[TRUNK],
+                settings=GuidedComparison(k=3),
+                modes=["sc", "guided_sc"],
+                progress=False,
+            )
+        )
+    rows = json.loads((tmp_path / "summary.json").read_text())
+    assert [r["mode"] for r in rows] == ["sc"]
+    assert rows[0]["correct"] == 3
+    assert rows[0]["wall_seconds"] is not None
