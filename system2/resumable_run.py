@@ -169,7 +169,8 @@ class ResumableRun(Generic[U, K]):
             opening = prepare_run_file(
                 out, header, code=code, allow_mixed=allow_mixed, appending=not complete
             )
-            _, records = self.read(out)
+            if not complete:  # preparing may have emptied a file whose header was torn
+                _, records = self.read(out)
             done = {
                 k: records[k] for k in keys if is_settled(records.get(k), retry_failed=retry_failed)
             }
