@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -79,17 +79,24 @@ class _Factory:
         return OpenedWorker(worker, {"worker": label})
 
 
-def _compare(out: Path, factory: _Factory, modes: Sequence[GuidedMode]) -> list[str]:
+def _compare(
+    out: Path,
+    factory: Callable[[VerifierSpec | None], OpenedWorker],
+    modes: Sequence[GuidedMode],
+    verifiers: Sequence[VerifierSpec] = (LLM2, TRUNK),
+    step_verifier_of: Callable[[Worker], StepVerifier | None] = lambda worker: _ScriptedVotes(),
+) -> list[str]:
+    """The modes ``compare_guided`` reports, at k = 3 on ``ITEMS``."""
     results = asyncio.run(
         compare_guided(
             ITEMS,
             factory,
             out,
-            verifiers=[LLM2, TRUNK],
+            verifiers=verifiers,
             settings=GuidedComparison(k=3),
             modes=modes,
             progress=False,
-            step_verifier_of=lambda worker: _ScriptedVotes(),
+            step_verifier_of=step_verifier_of,
         )
     )
     return [r.mode for r in results]
@@ -209,19 +216,10 @@ def test_a_scoring_copy_scores_the_revotes_when_the_worker_cannot(tmp_path: Path
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ScriptedWorker, "close", record_close)
-        results = asyncio.run(
-            compare_guided(
-                ITEMS,
-                with_scorer,
-                tmp_path,
-                verifiers=[TRUNK],
-                settings=GuidedComparison(k=3),
-                modes=["sc", "guided_sc"],
-                progress=False,
-                step_verifier_of=scores_only_on_scorers,
-            )
+        modes = _compare(
+            tmp_path, with_scorer, ["sc", "guided_sc"], [TRUNK], scores_only_on_scorers
         )
-    assert [r.mode for r in results] == [
+    assert modes == [
         "sc", "guided_sc@trunk_head", "sc+verifier_vote@trunk_head",
         "guided_sc+verifier_vote@trunk_head",
     ]  # fmt: skip
@@ -277,17 +275,7 @@ def test_a_call_stopped_after_a_mode_keeps_that_modes_row(tmp_path: Path) -> Non
         return factory(spec)
 
     with pytest.raises(RuntimeError, match="would not start"):
-        asyncio.run(
-            compare_guided(
-                ITEMS,
-                plain_only,
-                tmp_path,
-                verifiers=[TRUNK],
-                settings=GuidedComparison(k=3),
-                modes=["sc", "guided_sc"],
-                progress=False,
-            )
-        )
+        _compare(tmp_path, plain_only, ["sc", "guided_sc"], [TRUNK])
     rows = json.loads((tmp_path / "summary.json").read_text())
     assert [r["mode"] for r in rows] == ["sc"]
     assert rows[0]["correct"] == 3

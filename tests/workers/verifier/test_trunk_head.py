@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -63,13 +64,18 @@ def test_an_untrained_head_scores_zero_and_a_seeded_one_is_reproducible() -> Non
     assert torch.equal(TrunkHead.from_generator(model, rank=3).V, head.V)
 
 
-def test_guidance_step_adds_beta_times_the_score_on_the_plausible_set_only() -> None:
-    """z* = z + beta * s on V_t, -inf elsewhere; beta = 0 rows untouched; stats counted."""
+def _a_guided_step(seed: int) -> tuple[Any, TrunkHead, torch.Tensor, torch.Tensor]:
+    """The tiny model, a random head, the hidden states of ``PREFIXES`` and seeded logits."""
     model = tiny_model()
     head = random_head(model)
     hidden = _states(model, list(PREFIXES))
-    torch.manual_seed(1)
-    logits = torch.randn(3, model.config.vocab_size) * 3
+    torch.manual_seed(seed)
+    return model, head, hidden, torch.randn(3, model.config.vocab_size) * 3
+
+
+def test_guidance_step_adds_beta_times_the_score_on_the_plausible_set_only() -> None:
+    """z* = z + beta * s on V_t, -inf elsewhere; beta = 0 rows untouched; stats counted."""
+    model, head, hidden, logits = _a_guided_step(seed=1)
     settings = [Guidance(beta=0.5, alpha=0.2, top_k=4), Guidance(beta=0.0), Guidance(beta=2.0)]
     stats = GuidanceStats()
     with torch.no_grad():
@@ -93,11 +99,7 @@ def test_guidance_step_adds_beta_times_the_score_on_the_plausible_set_only() -> 
 
 def test_a_batch_of_alike_rows_is_guided_as_each_row_alone() -> None:
     """Every row with one setting (the whole-batch path) gives what each row gets alone."""
-    model = tiny_model()
-    head = random_head(model)
-    hidden = _states(model, list(PREFIXES))
-    torch.manual_seed(2)
-    logits = torch.randn(3, model.config.vocab_size) * 3
+    model, head, hidden, logits = _a_guided_step(seed=2)
     alike = [Guidance(beta=0.5, alpha=0.05, top_k=4)] * 3
     embeddings = model.get_output_embeddings().weight
     batch_stats, row_stats = GuidanceStats(), GuidanceStats()
