@@ -10,16 +10,14 @@ plain name. A mode's verifier seconds are the guidance processor's time during t
 verifier share is that over the call's wall seconds (items in flight together overlap, so
 the sum of item seconds would undercount it).
 
-``revote_with_verifier`` adds a row per SC mode: the same candidates (read back from the
-mode's run file, nothing is sampled again) voting with weights from a step verifier, as
-``vote: verifier`` does; its seconds are the mode's plus the verifier's.
+``revote.revote_with_verifier`` adds a row per SC mode: the same candidates voting with
+weights from a step verifier.
 
 Each mode is tested against its unguided baseline (``BASELINES``; ``guided_report``).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,26 +26,20 @@ from typing import Any, Literal
 
 from rich.console import Console
 
-from orchestrator.aggregation.verifier_vote import (
-    PathAggregate,
-    score_paths,
-    verifier_weighted_vote,
-)
 from orchestrator.orchestrator import Orchestrator
-from orchestrator.prompts import PromptConfig, build_prompt
+from orchestrator.prompts import PromptConfig
 from orchestrator.strategies.config import (
     GreedyConfig,
     SelfConsistencyConfig,
     StrategyConfig,
     VerifierGuidedConfig,
 )
-from orchestrator.strategies.stepwise import split_steps
 from orchestrator.types import TaskType
 from policies.constant import FixedPolicy
-from system2.evaluation.datasets import EvalItem, score_item
+from system2.evaluation.datasets import EvalItem
 from system2.evaluation.runner import RunSummary, read_records, run_eval, summarize
 from system2.evaluation.verifier_provenance import VerifierSpec
-from workers.base import StepVerifier, Worker
+from workers.base import Worker
 
 __all__ = [
     "BASELINES",
@@ -57,7 +49,6 @@ __all__ = [
     "ModeResult",
     "mode_from_file",
     "mode_name",
-    "revote_with_verifier",
     "run_mode",
 ]
 
@@ -214,68 +205,6 @@ def mode_from_file(mode: str, path: Path, items: Sequence[EvalItem]) -> ModeResu
     ids = [item.id for item in items]
     ours = [records[i] for i in ids if i in records]
     return ModeResult(mode, path, summarize(ours), None, None, correct=_correct_by_id(records, ids))
-
-
-async def revote_with_verifier(
-    source: ModeResult,
-    items: Sequence[EvalItem],
-    verifier: StepVerifier,
-    *,
-    spec: VerifierSpec | None = None,
-    aggregate: PathAggregate = "min",
-    prompts: Mapping[TaskType, PromptConfig] | None = None,
-) -> ModeResult:
-    """``source``'s candidates re-voted with ``verifier``'s path scores, written to
-    ``<source base>_verifier_vote@<label>.jsonl`` (``spec`` gives the label; without it
-    ``<source>_verifier_vote.jsonl``): the source's records with the new prediction, and
-    the verifier's seconds added to each item's. Its summary covers ``items`` only."""
-    header, records = read_records(source.path)
-    by_id = {item.id: item for item in items}
-    revoted, spent = [], 0.0
-    for item_id, record in records.items():
-        item = by_id.get(item_id)
-        candidates = (record.get("trace") or {}).get("candidates") or []
-        if item is None or record["status"] == "failed" or not candidates:
-            revoted.append(record)
-            continue
-        prompt = build_prompt(item.query, (prompts or {}).get(item.query.task))
-        started = time.perf_counter()
-        steps = [split_steps(c["text"]) for c in candidates]
-        scores = await score_paths(verifier, prompt, steps)
-        seconds = time.perf_counter() - started
-        spent += seconds
-        answers = [c["answer"] for c in candidates]
-        vote = verifier_weighted_vote(answers, scores, aggregate=aggregate, scale=verifier.scale)
-        outcome = score_item(item, vote.winner)
-        revoted.append(
-            {
-                **record,
-                "predicted": vote.winner,
-                "correct": outcome.correct,
-                "detail": outcome.detail,
-                "seconds": record["seconds"] + seconds,
-                "verifier_vote": {"counts": vote.counts, "step_scores": scores},
-            }
-        )
-    base = source.base_mode + REVOTE
-    name = mode_name(base, spec)
-    path = source.path.with_name(f"{name.replace('+', '_')}.jsonl")
-    revote: dict[str, Any] = {
-        "source": str(source.path),
-        "aggregate": aggregate,
-        "scale": verifier.scale,
-    }
-    if spec is not None:
-        revote["verifier"] = spec.describe()
-    lines = [{**(header or {}), "revote": revote}, *revoted]
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines))
-    verifier_seconds = (source.verifier_seconds or 0.0) + spent
-    wall_seconds = None if source.wall_seconds is None else source.wall_seconds + spent
-    ours = [r for r in revoted if r["id"] in by_id]
-    correct = _correct_by_id({r["id"]: r for r in ours}, list(by_id))
-    return ModeResult(
-        name, path, summarize(ours), verifier_seconds, wall_seconds, base, spec, correct
-    )
 
 
 def _verifier_seconds(worker: Worker) -> float | None:

@@ -31,10 +31,10 @@ from system2.evaluation.guided import (
     GuidedMode,
     ModeResult,
     mode_from_file,
-    revote_with_verifier,
     run_mode,
 )
 from system2.evaluation.guided_report import write_summary
+from system2.evaluation.revote import revote_with_verifier
 from system2.evaluation.verifier_provenance import VerifierSpec
 from workers.base import StepVerifier, Worker
 from workers.errors import UnsupportedRequest
@@ -46,20 +46,29 @@ log = structlog.get_logger(__name__)
 _DEFAULT_SETTINGS = GuidedComparison()
 
 
-@dataclass(frozen=True)
+@dataclass
 class OpenedWorker:
     """A worker built for the comparison, what its run files record about it (e.g. its
     config) and the prompts to pose with; ``scorer``: a second load of the same weights with
     the verifier attached, scoring the re-votes' steps where ``worker`` cannot (a vLLM
-    engine keeps its verifier in the engine). ``compare_guided`` closes both when done."""
+    engine keeps its verifier in the engine). ``compare_guided`` closes both when done, and
+    ``worker`` as soon as only the scorer is needed (an idle vLLM engine on CPU still
+    keeps a core busy)."""
 
     worker: Worker
     described: Mapping[str, Any] = field(default_factory=dict)
     prompts: Mapping[TaskType, PromptConfig] = field(default_factory=dict)
     scorer: Worker | None = None
+    _worker_closed: bool = field(default=False, init=False, repr=False)
+
+    async def close_worker(self) -> None:
+        """Close ``worker`` (once; ``close`` then skips it)."""
+        if not self._worker_closed:
+            self._worker_closed = True
+            await self.worker.close()
 
     async def close(self) -> None:
-        await self.worker.close()
+        await self.close_worker()
         if self.scorer is not None:
             await self.scorer.close()
 
@@ -151,6 +160,8 @@ async def compare_guided(
                 ours.append(await run_on(opened, mode, spec))
                 finished(ours[-1])
             to_revote = [r for r in [sc, *ours] if r and r.base_mode.endswith("sc")]
+            if opened.scorer is not None:
+                await opened.close_worker()
             scoring = opened.scorer or opened.worker
             step_verifier = step_verifier_of(scoring) if revote and to_revote else None
             if to_revote and revote and step_verifier is None:
@@ -165,6 +176,9 @@ async def compare_guided(
                             spec=spec,
                             aggregate=aggregate,
                             prompts=opened.prompts,
+                            progress=progress,
+                            console=console,
+                            allow_mixed=allow_mixed,
                         )
                     )
         finally:

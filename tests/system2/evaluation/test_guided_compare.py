@@ -194,8 +194,9 @@ def test_only_revotes_still_open_each_verifier(tmp_path: Path) -> None:
 
 
 def test_a_scoring_copy_scores_the_revotes_when_the_worker_cannot(tmp_path: Path) -> None:
-    """A worker without step scores (as a vLLM engine) opened with a ``scorer``: the re-votes
-    score with the scorer, and it is closed with its worker."""
+    """A worker without step scores (as a vLLM engine) opened with a ``scorer``: the worker
+    is closed once its guided modes are done, the re-votes score with the scorer, and the
+    scorer is closed after them."""
     factory = _Factory()
     scorers: list[ScriptedWorker] = []
 
@@ -212,7 +213,10 @@ def test_a_scoring_copy_scores_the_revotes_when_the_worker_cannot(tmp_path: Path
         closed.append(self)
 
     def scores_only_on_scorers(worker: Worker) -> StepVerifier | None:
-        return _ScriptedVotes() if worker in scorers else None
+        if worker in scorers:  # the generator is closed before its scorer scores
+            assert factory.events[-1] == "close trunk_head"
+            return _ScriptedVotes()
+        return None
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ScriptedWorker, "close", record_close)
