@@ -47,6 +47,7 @@ __all__ = [
     "GuidedComparison",
     "GuidedMode",
     "ModeResult",
+    "correct_by_id",
     "mode_from_file",
     "mode_name",
     "run_mode",
@@ -141,7 +142,8 @@ class ModeResult:
         return min(1.0, self.verifier_seconds / self.wall_seconds)
 
 
-def _correct_by_id(records: Mapping[str, Mapping[str, Any]], ids: Sequence[str]) -> dict[str, bool]:
+def correct_by_id(records: Mapping[str, Mapping[str, Any]], ids: Sequence[str]) -> dict[str, bool]:
+    """Whether each of ``ids`` that has a record was answered right."""
     return {i: bool(records[i]["correct"]) for i in ids if i in records}
 
 
@@ -194,7 +196,7 @@ async def run_mode(
     records = read_records(path)[1]
     if len(records) == done_before:  # every item resumed: nothing was timed
         wall, spent = None, None
-    correct = _correct_by_id(records, [item.id for item in items])
+    correct = correct_by_id(records, [item.id for item in items])
     return ModeResult(full, path, summary, spent, wall, mode, verifier, correct)
 
 
@@ -204,7 +206,7 @@ def mode_from_file(mode: str, path: Path, items: Sequence[EvalItem]) -> ModeResu
     records = read_records(path)[1]
     ids = [item.id for item in items]
     ours = [records[i] for i in ids if i in records]
-    return ModeResult(mode, path, summarize(ours), None, None, correct=_correct_by_id(records, ids))
+    return ModeResult(mode, path, summarize(ours), None, None, correct=correct_by_id(records, ids))
 
 
 def _verifier_seconds(worker: Worker) -> float | None:

@@ -26,7 +26,7 @@ from orchestrator.prompts import PromptConfig, build_prompt
 from orchestrator.strategies.stepwise import split_steps
 from orchestrator.types import TaskType
 from system2.evaluation.datasets import EvalItem, score_item
-from system2.evaluation.guided import REVOTE, ModeResult, mode_name
+from system2.evaluation.guided import REVOTE, ModeResult, correct_by_id, mode_name
 from system2.evaluation.runner import failed_record, read_records, run_eval
 from system2.evaluation.verifier_provenance import VerifierSpec
 from system2.runfile import CODE_KEY
@@ -109,7 +109,7 @@ async def revote_with_verifier(
     spent = sum(float((r.get("verifier_vote") or {}).get("seconds", 0.0)) for r in ours.values())
     verifier_seconds = (source.verifier_seconds or 0.0) + spent
     wall_seconds = None if source.wall_seconds is None else source.wall_seconds + spent
-    correct = {item.id: bool(ours[item.id]["correct"]) for item in items if item.id in ours}
+    correct = correct_by_id(ours, [item.id for item in items])
     return ModeResult(
         name, path, summary, verifier_seconds, wall_seconds, source.base_mode + REVOTE, spec,
         correct,
